@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using UrlDisk.Specs;
+
+namespace UrlDisk.Cli.Verbs;
+
+/// <summary><c>urldisk info</c>: size, format and what was learned about the source, as qemu-img info prints them.</summary>
+internal static class InfoVerb
+{
+    public static Command Create()
+    {
+        var filename = new Argument<string>("filename") { Description = "Path, URL or json: spec of the image" };
+        var format = CliCommon.Format();
+        var imageOpts = CliCommon.ImageOpts();
+        var output = CliCommon.Output();
+        var cmd = new Command("info", "Show the image's virtual size, format and source details") { filename, format, imageOpts, output };
+        cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
+        {
+            string outputFormat = CliCommon.CheckOutputFormat(r.GetValue(output));
+            string spec = r.GetValue(filename)!;
+            await using var image = await CliCommon.OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), null, ct).ConfigureAwait(false);
+            var json = Describe(image, DisplayFilename(spec));
+            if (outputFormat == "json")
+            {
+                Console.Out.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            }
+            else
+            {
+                PrintHuman(json, Console.Out);
+            }
+
+            return 0;
+        }));
+        return cmd;
+    }
+
+    public static string DisplayFilename(string spec) => Redact.Spec(spec);
+
+    /// <summary>qemu-img's keys (<c>virtual-size</c>, <c>filename</c>, <c>format</c>) plus <c>format-specific</c> and <c>source</c>.</summary>
+    public static JsonObject Describe(IBlockDevice image, string filename)
+    {
+        var o = new JsonObject
+        {
+            ["virtual-size"] = image.Length,
+            ["filename"] = filename,
+            ["format"] = image.Info.Driver,
+        };
+        if (image.Info.Details.Count > 0)
+        {
+            o["format-specific"] = ToJson(image.Info.Details);
+        }
+
+        // The bottom of the graph is the source: what the protocol learned.
+        IBlockDevice source = image;
+        while (source.Info.Child is { } child)
+        {
+            source = child;
+        }
+
+        if (!ReferenceEquals(source, image) || image.Info.Details.ContainsKey("protocol"))
+        {
+            var s = ToJson(source.Info.Details);
+            s["size"] = source.Length;
+            o["source"] = s;
+            if (ReferenceEquals(source, image))
+            {
+                o.Remove("format-specific");
+            }
+        }
+
+        return o;
+    }
+
+    private static JsonObject ToJson(IReadOnlyDictionary<string, object?> details)
+    {
+        var o = new JsonObject();
+        foreach (var (k, v) in details)
+        {
+            o[k] = v switch
+            {
+                null => null,
+                IReadOnlyDictionary<string, object?> d => ToJson(d),
+                JsonNode n => n.DeepClone(),
+                _ => JsonValue.Create(v) is { } jv ? JsonSerializer.SerializeToNode(v) : null,
+            };
+        }
+
+        return o;
+    }
+
+    private static void PrintHuman(JsonObject o, TextWriter w)
+    {
+        long size = o["virtual-size"]!.GetValue<long>();
+        w.WriteLine($"image: {o["filename"]}");
+        w.WriteLine($"file format: {o["format"]}");
+        w.WriteLine($"virtual size: {SizeParser.Format(size)} ({size} bytes)");
+        if (o["format-specific"] is JsonObject fs)
+        {
+            w.WriteLine("Format specific information:");
+            PrintObject(fs, w, "    ");
+        }
+
+        if (o["source"] is JsonObject src)
+        {
+            w.WriteLine("Source:");
+            PrintObject(src, w, "    ");
+        }
+    }
+
+    private static void PrintObject(JsonObject o, TextWriter w, string indent)
+    {
+        foreach (var (k, v) in o)
+        {
+            if (v is JsonObject child)
+            {
+                w.WriteLine($"{indent}{k}:");
+                PrintObject(child, w, indent + "    ");
+            }
+            else if (v is JsonArray arr)
+            {
+                w.WriteLine($"{indent}{k}: {string.Join(", ", arr.Select(x => x?.ToString()))}");
+            }
+            else
+            {
+                w.WriteLine($"{indent}{k}: {v?.ToString() ?? "-"}");
+            }
+        }
+    }
+}

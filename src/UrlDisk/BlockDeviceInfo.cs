@@ -1,0 +1,31 @@
+namespace UrlDisk;
+
+/// <summary>Capabilities of a block device and facts it learned while opening.</summary>
+public sealed record BlockDeviceInfo
+{
+    /// <summary>Driver name: "http", "file", "raw", "qcow2", …</summary>
+    public required string Driver { get; init; }
+
+    /// <summary>Where the data comes from, with credentials removed.</summary>
+    public string? DisplayName { get; init; }
+
+    public bool CanWrite { get; init; }
+    public bool CanWriteZeroes { get; init; }
+    public bool CanTrim { get; init; }
+    public bool CanFlush { get; init; }
+
+    /// <summary>True when <see cref="IBlockDevice.GetExtentsAsync"/> reports real holes or zeros.</summary>
+    public bool ReportsAllocation { get; init; }
+
+    /// <summary>Smallest alignment at which I/O is efficient.</summary>
+    public int MinimumBlockSize { get; init; } = 1;
+
+    /// <summary>I/O size that works best.</summary>
+    public int PreferredBlockSize { get; init; } = 4096;
+
+    /// <summary>Extra facts to show in <c>info</c> (protocol, final URL, validators, …). Keys are stable, lower-case with dashes.</summary>
+    public IReadOnlyDictionary<string, object?> Details { get; init; } = new Dictionary<string, object?>();
+
+    /// <summary>The device this one reads from, if any (format → protocol, layer → inner).</summary>
+    public IBlockDevice? Child { get; init; }
+}

@@ -1,0 +1,24 @@
+namespace UrlDisk;
+
+[Flags]
+public enum ExtentFlags
+{
+    /// <summary>Allocated data.</summary>
+    Data = 0,
+
+    /// <summary>Not allocated at this level (reads come from below, or zeros).</summary>
+    Hole = 1,
+
+    /// <summary>Reads as zeros.</summary>
+    Zero = 2,
+}
+
+/// <summary>A run of bytes with the same allocation status.</summary>
+/// <param name="Depth">How many layers of a backing chain down the data lives (0 = this image).</param>
+/// <param name="HostOffset">Where the data lives in the image file, when known.</param>
+public readonly record struct Extent(long Offset, long Length, ExtentFlags Flags, int Depth = 0, long? HostOffset = null)
+{
+    public long End => Offset + Length;
+    public bool IsZero => (Flags & ExtentFlags.Zero) != 0;
+    public bool IsHole => (Flags & ExtentFlags.Hole) != 0;
+}

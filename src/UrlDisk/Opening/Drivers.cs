@@ -1,0 +1,31 @@
+using UrlDisk.Formats.Raw;
+using UrlDisk.Sources.File;
+
+namespace UrlDisk.Opening;
+
+/// <summary>The drivers the opener knows. New sources and formats register here.</summary>
+public static class Drivers
+{
+    public static IReadOnlyList<IProtocolDriver> Protocols { get; } =
+    [
+        new FileDriver(),
+    ];
+
+    public static IReadOnlyList<IFormatDriver> Formats { get; } =
+    [
+        new RawFormatDriver(),
+    ];
+
+    public static IProtocolDriver? FindProtocol(string name)
+        => Protocols.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.Ordinal));
+
+    public static IFormatDriver? FindFormat(string name)
+        => Formats.FirstOrDefault(d => string.Equals(d.Name, name, StringComparison.Ordinal));
+
+    public static IProtocolDriver? FindByScheme(string scheme)
+        => Protocols.FirstOrDefault(d => d.Schemes.Contains(scheme, StringComparer.OrdinalIgnoreCase));
+
+    public static string ProtocolNames => string.Join(", ", Protocols.Select(p => p.Name));
+
+    public static string FormatNames => string.Join(", ", Formats.Select(p => p.Name));
+}

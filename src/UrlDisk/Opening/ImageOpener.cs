@@ -1,0 +1,154 @@
+using UrlDisk.Specs;
+
+namespace UrlDisk.Opening;
+
+/// <summary>
+/// Spec → graph: a format node (named by <c>driver=</c>, or probed) over a protocol node (<c>file.*</c>),
+/// or a bare protocol node used as it is, as QEMU does.
+/// </summary>
+public static class ImageOpener
+{
+    /// <summary>Opens a positional spec: a path, a URL or <c>json:{…}</c>.</summary>
+    public static ValueTask<IBlockDevice> OpenAsync(string spec, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
+        => OpenAsync(SpecParser.ParseFilename(spec), format, context, cancellationToken);
+
+    /// <summary>Opens an option tree (from any spec form). <paramref name="format"/> is <c>-f</c>.</summary>
+    public static async ValueTask<IBlockDevice> OpenAsync(OptionTree root, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
+    {
+        context ??= new OpenContext();
+        root = root.Clone();
+        string? driver = root["driver"];
+        if (driver is not null && format is not null && driver != format)
+        {
+            throw new OptionException($"-f {format} contradicts driver={driver} in the spec");
+        }
+
+        driver ??= format;
+
+        // A top-level url/filename without file.* is a protocol node of its own.
+        if (!root.HasChild("file") && (root.Contains("url") || root.Contains("filename")) && (driver is null || Drivers.FindProtocol(driver) is not null))
+        {
+            var protocolNode = root.Clone();
+            protocolNode["driver"] = driver;
+            var device = await OpenProtocolAsync(protocolNode, context, cancellationToken).ConfigureAwait(false);
+            return driver is null ? await ProbeAndOpenFormatAsync(device, new OptionTree(), context, cancellationToken).ConfigureAwait(false) : device;
+        }
+
+        if (driver is not null && Drivers.FindProtocol(driver) is not null)
+        {
+            return await OpenProtocolAsync(root, context, cancellationToken).ConfigureAwait(false);
+        }
+
+        IFormatDriver? formatDriver = null;
+        if (driver is not null)
+        {
+            formatDriver = Drivers.FindFormat(driver)
+                ?? throw new OptionException($"unknown driver '{driver}'; formats: {Drivers.FormatNames}; protocols: {Drivers.ProtocolNames}");
+        }
+
+        if (!root.HasChild("file"))
+        {
+            throw new OptionException($"the spec names no image: give file.driver and file.url (or file.filename)");
+        }
+
+        var formatNode = new OptionTree(root.Pairs.Where(p => !p.Key.StartsWith("file.", StringComparison.Ordinal) && p.Key != "driver"));
+        var file = await OpenProtocolAsync(root.Child("file"), context, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            return formatDriver is null
+                ? await ProbeAndOpenFormatAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false)
+                : await formatDriver.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await file.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    /// <summary>Opens a protocol node; <c>filename</c> picks the driver from its scheme when <c>driver</c> is absent.</summary>
+    public static async ValueTask<IBlockDevice> OpenProtocolAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
+    {
+        node = node.Clone();
+        string? filename = node["filename"];
+        string? driverName = node["driver"];
+        node["driver"] = null;
+        IProtocolDriver driver;
+        if (driverName is not null)
+        {
+            driver = Drivers.FindProtocol(driverName)
+                ?? throw new OptionException($"unknown protocol driver '{driverName}'; known: {Drivers.ProtocolNames}");
+        }
+        else if (filename is not null)
+        {
+            string scheme = SchemeOf(filename) ?? "file";
+            driver = Drivers.FindByScheme(scheme)
+                ?? throw new OptionException($"unknown protocol '{scheme}' in '{Redact.Url(filename)}'; known: {Drivers.ProtocolNames}");
+        }
+        else
+        {
+            throw new OptionException($"option '{node.Path}driver' is required (one of {Drivers.ProtocolNames})");
+        }
+
+        if (filename is not null)
+        {
+            node["filename"] = null;
+            string key = driver.OptionNames.Contains("url") ? "url" : "filename";
+            if (node.Contains(key))
+            {
+                throw new OptionException($"both '{node.Path}filename' and '{node.Path}{key}' are given; use one");
+            }
+
+            node[key] = filename;
+        }
+
+        node.RejectUnknown(driver.Name, driver.OptionNames);
+        return await driver.OpenAsync(node, context, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Reads the first bytes and picks the format that claims them most surely (raw when none does).</summary>
+    public static async ValueTask<IBlockDevice> ProbeAndOpenFormatAsync(IBlockDevice file, OptionTree formatNode, OpenContext context, CancellationToken cancellationToken)
+    {
+        int n = (int)Math.Min(file.Length, 64 * 1024);
+        var head = new byte[n];
+        if (n > 0)
+        {
+            await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
+        }
+
+        IFormatDriver best = Drivers.FindFormat("raw")!;
+        int bestScore = 1;
+        foreach (var f in Drivers.Formats)
+        {
+            int score = f.Probe(head);
+            if (score > bestScore)
+            {
+                best = f;
+                bestScore = score;
+            }
+        }
+
+        return await best.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>The scheme of a URL ("http"), or null for a local path (including Windows-style "C:").</summary>
+    public static string? SchemeOf(string filename)
+    {
+        int i = filename.IndexOf("://", StringComparison.Ordinal);
+        if (i <= 1)
+        {
+            return null;
+        }
+
+        for (int j = 0; j < i; j++)
+        {
+            char c = filename[j];
+            if (!(char.IsAsciiLetterOrDigit(c) || c is '+' or '-' or '.'))
+            {
+                return null;
+            }
+        }
+
+        return filename[..i].ToLowerInvariant();
+    }
+}

@@ -1,0 +1,28 @@
+namespace UrlDisk.Opening;
+
+/// <summary>What every driver needs to know while a graph is opened.</summary>
+public sealed record OpenContext
+{
+    /// <summary>Open for writing (formats and the file source honour it; remote sources are always read-only).</summary>
+    public bool Writable { get; init; }
+
+    /// <summary>Where relative names (qcow2 backing files) are resolved from: a URL or a local path of the image that names them.</summary>
+    public string? BaseLocation { get; init; }
+
+    /// <summary>How deep in a backing chain this open is; formats stop at <see cref="MaxChainDepth"/>.</summary>
+    public int Depth { get; init; }
+
+    public const int MaxChainDepth = 64;
+
+    /// <summary>Locations already open in this chain, to detect loops.</summary>
+    public IReadOnlySet<string> Chain { get; init; } = new HashSet<string>();
+
+    /// <summary>Write data read from the backing chain into the overlay.</summary>
+    public bool CopyOnRead { get; init; }
+
+    /// <summary>Where caches of sources without byte ranges live; null means a temp dir.</summary>
+    public string? CacheDirectory { get; init; }
+
+    /// <summary>Skip opening the backing chain (qemu-img's -U/--force-share style use in info).</summary>
+    public bool NoBacking { get; init; }
+}

@@ -1,0 +1,121 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace UrlDisk.Sources.File;
+
+/// <summary>A local file (or block device) with positional I/O through <see cref="RandomAccess"/>.</summary>
+public sealed class FileSource : BlockDevice
+{
+    private readonly SafeFileHandle _handle;
+    private readonly bool _writable;
+    private long _length;
+
+    private FileSource(SafeFileHandle handle, string path, bool writable, long length)
+    {
+        _handle = handle;
+        _writable = writable;
+        _length = length;
+        Path = path;
+        Info = new BlockDeviceInfo
+        {
+            Driver = "file",
+            DisplayName = path,
+            CanWrite = writable,
+            CanWriteZeroes = writable,
+            CanTrim = false,
+            CanFlush = writable,
+            PreferredBlockSize = 64 * 1024,
+            Details = new Dictionary<string, object?> { ["protocol"] = "file", ["path"] = System.IO.Path.GetFullPath(path) },
+        };
+    }
+
+    public string Path { get; }
+
+    public static FileSource Open(string path, bool writable)
+    {
+        SafeFileHandle handle;
+        try
+        {
+            handle = System.IO.File.OpenHandle(path, FileMode.Open, writable ? FileAccess.ReadWrite : FileAccess.Read,
+                writable ? FileShare.Read : FileShare.ReadWrite, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SourceException($"Could not open '{path}': {e.Message}", e);
+        }
+
+        long length = RandomAccess.GetLength(handle);
+        return new FileSource(handle, path, writable, length);
+    }
+
+    public override long Length => Volatile.Read(ref _length);
+
+    public override BlockDeviceInfo Info { get; }
+
+    /// <summary>Grows or shrinks the file (formats that allocate at the end use this).</summary>
+    public void SetLength(long length)
+    {
+        RandomAccess.SetLength(_handle, length);
+        Volatile.Write(ref _length, length);
+    }
+
+    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (buffer.Length > 0)
+        {
+            int n = await RandomAccess.ReadAsync(_handle, buffer, offset, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                // The file shrank under us: the rest reads as zeros, as a sparse tail would.
+                buffer.Span.Clear();
+                return;
+            }
+
+            buffer = buffer[n..];
+            offset += n;
+        }
+    }
+
+    protected override ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, WriteOptions options, CancellationToken cancellationToken)
+        => WriteAndMaybeFlushAsync(offset, data, options, cancellationToken);
+
+    /// <summary>Writes may extend the file: formats allocate past the end.</summary>
+    public async ValueTask WriteAtAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        if (!_writable)
+        {
+            throw new ReadOnlyDeviceException("file");
+        }
+
+        await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
+        long end = offset + data.Length;
+        long current;
+        while (end > (current = Volatile.Read(ref _length)) && Interlocked.CompareExchange(ref _length, end, current) != current)
+        {
+        }
+    }
+
+    private async ValueTask WriteAndMaybeFlushAsync(long offset, ReadOnlyMemory<byte> data, WriteOptions options, CancellationToken cancellationToken)
+    {
+        await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
+        if ((options & WriteOptions.ForceUnitAccess) != 0)
+        {
+            RandomAccess.FlushToDisk(_handle);
+        }
+    }
+
+    public override ValueTask FlushAsync(CancellationToken cancellationToken = default)
+    {
+        if (_writable)
+        {
+            RandomAccess.FlushToDisk(_handle);
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    protected override ValueTask DisposeCoreAsync()
+    {
+        _handle.Dispose();
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,23 @@
+using System.Text.RegularExpressions;
+
+namespace UrlDisk.Specs;
+
+/// <summary>Removes credentials from URLs and specs before they reach any message, log or output.</summary>
+public static partial class Redact
+{
+    /// <summary><c>https://user:pw@host/x</c> → <c>https://host/x</c>.</summary>
+    public static string Url(string url) => UserInfo().Replace(url, "$1");
+
+    /// <summary>Redacts every URL in a spec and the values of password-like keys.</summary>
+    public static string Spec(string spec)
+    {
+        string s = UserInfo().Replace(spec, "$1");
+        return SecretValue().Replace(s, m => m.Groups[1].Value + "***");
+    }
+
+    [GeneratedRegex(@"([A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s""?#]*@")]
+    private static partial Regex UserInfo();
+
+    [GeneratedRegex(@"((?:password|proxy-password|cookie)""?\s*[:=]\s*""?)[^"",}]*", RegexOptions.IgnoreCase)]
+    private static partial Regex SecretValue();
+}

@@ -1,0 +1,31 @@
+using UrlDisk.Specs;
+
+namespace UrlDisk.Tests;
+
+public class SizeParserTests
+{
+    [Theory]
+    [InlineData("0", 0L)]
+    [InlineData("512", 512L)]
+    [InlineData("512b", 512L)]
+    [InlineData("64k", 65536L)]
+    [InlineData("64K", 65536L)]
+    [InlineData("1M", 1048576L)]
+    [InlineData("2G", 2147483648L)]
+    [InlineData("1T", 1099511627776L)]
+    [InlineData("1.5K", 1536L)]
+    public void Parses_qemu_sizes(string text, long expected)
+    {
+        Assert.True(SizeParser.TryParse(text, out long v));
+        Assert.Equal(expected, v);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("k")]
+    [InlineData("-1")]
+    [InlineData("12x")]
+    [InlineData("1.3b")]
+    [InlineData("99999999999999999999")]
+    public void Rejects_bad_sizes(string text) => Assert.False(SizeParser.TryParse(text, out _));
+}
