@@ -223,10 +223,11 @@ internal sealed class FtpControlConnection : IAsyncDisposable
             // hostile server aim us at a third host (the "FTP bounce" family of problems).
         }
 
-        var socket = new Socket(peer.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        var address = peer.Address.IsIPv4MappedToIPv6 ? peer.Address.MapToIPv4() : peer.Address;
+        var socket = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         try
         {
-            await socket.ConnectAsync(new IPEndPoint(peer.Address, port), timeout.Token).ConfigureAwait(false);
+            await socket.ConnectAsync(new IPEndPoint(address, port), timeout.Token).ConfigureAwait(false);
             return socket;
         }
         catch

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net.Security;
-using System.Security.Cryptography.X509Certificates;
 using UrlDisk.Diagnostics;
 
 namespace UrlDisk.Sources.Ftp;
@@ -60,7 +58,7 @@ public sealed class FtpSource : BlockDevice
 
     internal static async Task<FtpSource> OpenAsync(FtpSettings settings, CancellationToken cancellationToken)
     {
-        var pool = new FtpConnectionPool(settings, settings.Tls == FtpTlsMode.None ? null : CreateTlsOptions(settings));
+        var pool = new FtpConnectionPool(settings, settings.Tls == FtpTlsMode.None ? null : FtpTlsOptions.Create(settings));
         try
         {
             var first = await WithRetriesAsync(settings, () => pool.RentAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
@@ -73,32 +71,6 @@ public sealed class FtpSource : BlockDevice
             await pool.DisposeAsync().ConfigureAwait(false);
             throw;
         }
-    }
-
-    /// <summary>
-    /// One options object for every control and data connection of this source: the same target host and the
-    /// same settings are what lets the platform's TLS session cache resume the control connection's session on
-    /// data connections, which vsftpd demands by default (require_ssl_reuse=YES).
-    /// </summary>
-    private static SslClientAuthenticationOptions CreateTlsOptions(FtpSettings settings)
-    {
-        var options = new SslClientAuthenticationOptions
-        {
-            TargetHost = settings.Host,
-            AllowTlsResume = true,
-        };
-        if (!settings.SslVerify)
-        {
-            options.RemoteCertificateValidationCallback = static (_, _, _, _) => true;
-        }
-        else if (settings.CaCertificates is { } ca)
-        {
-            var policy = new X509ChainPolicy { TrustMode = X509ChainTrustMode.CustomRootTrust, RevocationMode = X509RevocationMode.NoCheck };
-            policy.CustomTrustStore.AddRange(ca);
-            options.CertificateChainPolicy = policy;
-        }
-
-        return options;
     }
 
     protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
