@@ -1,0 +1,126 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace UrlDisk.IntegrationTests.Ftp;
+
+/// <summary>
+/// A minimal in-process FTP server for the one fault real servers do not produce on demand: the first
+/// <see cref="FailingRetrs"/> RETRs send part of the data, close the data connection and answer 426.
+/// </summary>
+internal sealed class FaultyFtpServer : IAsyncDisposable
+{
+    private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly byte[] _file;
+    private readonly Task _accept;
+    private int _retrs;
+
+    public FaultyFtpServer(byte[] file, int failingRetrs)
+    {
+        _file = file;
+        FailingRetrs = failingRetrs;
+        _listener.Start();
+        _accept = AcceptLoopAsync();
+    }
+
+    public int FailingRetrs { get; }
+    public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
+    public int Retrs => Volatile.Read(ref _retrs);
+
+    private async Task AcceptLoopAsync()
+    {
+        var sessions = new List<Task>();
+        try
+        {
+            while (true)
+            {
+                var client = await _listener.AcceptTcpClientAsync(_stop.Token);
+                sessions.Add(SessionAsync(client));
+            }
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await Task.WhenAll(sessions);
+    }
+
+    private async Task SessionAsync(TcpClient client)
+    {
+        using var _ = client;
+        var stream = client.GetStream();
+        var reader = new StreamReader(stream, Encoding.ASCII);
+        async Task Reply(string line) => await stream.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"), _stop.Token);
+        TcpListener? pasv = null;
+        long rest = 0;
+        try
+        {
+            await Reply("220 fake");
+            while (await reader.ReadLineAsync(_stop.Token) is { } line)
+            {
+                string cmd = line.Split(' ')[0].ToUpperInvariant();
+                switch (cmd)
+                {
+                    case "USER": await Reply("331 password please"); break;
+                    case "PASS": await Reply("230 ok"); break;
+                    case "FEAT": await Reply("211-Features:\r\n EPSV\r\n SIZE\r\n REST STREAM\r\n211 End"); break;
+                    case "TYPE": await Reply("200 binary"); break;
+                    case "SIZE": await Reply($"213 {_file.Length}"); break;
+                    case "MDTM": await Reply("213 20240102030405"); break;
+                    case "EPSV":
+                        pasv?.Stop();
+                        pasv = new TcpListener(IPAddress.Loopback, 0);
+                        pasv.Start();
+                        await Reply($"229 Entering Extended Passive Mode (|||{((IPEndPoint)pasv.LocalEndpoint).Port}|)");
+                        break;
+                    case "REST":
+                        rest = long.Parse(line[5..], System.Globalization.CultureInfo.InvariantCulture);
+                        await Reply("350 restarting");
+                        break;
+                    case "RETR":
+                        using (var data = await pasv!.AcceptTcpClientAsync(_stop.Token))
+                        {
+                            pasv.Stop();
+                            pasv = null;
+                            await Reply("150 opening");
+                            bool fail = Interlocked.Increment(ref _retrs) <= FailingRetrs;
+                            int count = (int)(_file.Length - rest);
+                            int send = fail ? Math.Min(count, 1000) : count;
+                            try
+                            {
+                                await data.GetStream().WriteAsync(_file.AsMemory((int)rest, send), _stop.Token);
+                            }
+                            catch (IOException)
+                            {
+                                // The client stopped reading once it had its range: normal.
+                            }
+
+                            data.Client.LingerState = new LingerOption(true, 0);
+                            await Reply(fail ? "426 Connection closed; transfer aborted." : "226 done");
+                        }
+
+                        rest = 0;
+                        break;
+                    case "QUIT": await Reply("221 bye"); return;
+                    default: await Reply("502 not implemented"); break;
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or SocketException)
+        {
+        }
+        finally
+        {
+            pasv?.Stop();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        _stop.Cancel();
+        _listener.Stop();
+        await _accept;
+        _stop.Dispose();
+    }
+}

@@ -1,0 +1,33 @@
+using System.Security.Cryptography;
+
+namespace UrlDisk.IntegrationTests.Ftp;
+
+public sealed class FtpFaultTests
+{
+    private static readonly byte[] s_file = RandomNumberGenerator.GetBytes(200_000);
+
+    [Fact]
+    public async Task Data_connection_closed_mid_transfer_is_retried_and_the_read_is_whole()
+    {
+        await using var server = new FaultyFtpServer(s_file, failingRetrs: 2);
+        await using var dev = await VsftpdTests.Open("ftp", $"ftp://127.0.0.1:{server.Port}/f.img", ("readahead", "0"));
+        var buf = new byte[50_000];
+        await dev.ReadAsync(70_000, buf);
+        Assert.True(buf.AsSpan().SequenceEqual(s_file.AsSpan(70_000, 50_000)));
+        Assert.Equal(3, server.Retrs);
+
+        // The control connection survived the faults and serves the next read.
+        await dev.ReadAsync(0, buf);
+        Assert.True(buf.AsSpan().SequenceEqual(s_file.AsSpan(0, 50_000)));
+    }
+
+    [Fact]
+    public async Task Data_connection_closed_mid_transfer_without_retries_names_the_426_reply()
+    {
+        await using var server = new FaultyFtpServer(s_file, failingRetrs: 100);
+        await using var dev = await VsftpdTests.Open("ftp", $"ftp://127.0.0.1:{server.Port}/f.img", ("readahead", "0"), ("retries", "0"));
+        var e = await Assert.ThrowsAsync<SourceException>(async () => await dev.ReadAsync(0, new byte[50_000]));
+        Assert.Contains("426", e.Message, StringComparison.Ordinal);
+        Assert.True(e.IsTransient);
+    }
+}
