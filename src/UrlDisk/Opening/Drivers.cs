@@ -1,6 +1,7 @@
 using UrlDisk.Formats.Raw;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;
+using UrlDisk.Sources.Tftp;
 
 namespace UrlDisk.Opening;
 
@@ -12,6 +13,7 @@ public static class Drivers
         new FileDriver(),
         new FtpDriver("ftp"),
         new FtpDriver("ftps"),
+        new TftpDriver(),
     ];
 
     public static IReadOnlyList<IFormatDriver> Formats { get; } =
