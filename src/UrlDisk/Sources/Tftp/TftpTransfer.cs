@@ -75,7 +75,12 @@ internal sealed class TftpTransfer : IDisposable
                 options.Add(new("tsize", "0"));
             }
 
-            options.Add(new("timeout", Math.Clamp((int)Math.Ceiling(_settings.Timeout.TotalSeconds), 1, 255).ToString(CultureInfo.InvariantCulture)));
+            // The option carries whole seconds only; a shorter timeout is ours alone, so the server keeps its own.
+            double seconds = _settings.Timeout.TotalSeconds;
+            if (seconds >= 1 && seconds == Math.Floor(seconds))
+            {
+                options.Add(new("timeout", ((int)seconds).ToString(CultureInfo.InvariantCulture)));
+            }
             if (_settings.WindowSize > 1)
             {
                 options.Add(new("windowsize", _settings.WindowSize.ToString(CultureInfo.InvariantCulture)));
