@@ -66,6 +66,7 @@ public sealed class Vsftpd : IAsyncLifetime
             pasv_enable=YES
             ssl_enable=YES
             implicit_ssl={(implicitTls ? "YES" : "NO")}
+            require_ssl_reuse=YES
             rsa_cert_file={CertFile}
             rsa_private_key_file={Root}/key.pem
             allow_anon_ssl=YES

@@ -51,6 +51,28 @@ public sealed class TftpTests(TftpdHpa server) : IClassFixture<TftpdHpa>
     }
 
     [Fact]
+    public async Task Block_numbers_roll_over_past_65535()
+    {
+        // 512-byte blocks: 33 MiB needs block numbers up to 67584, so they wrap to 0 once.
+        var image = new byte[33 * 1024 * 1024 + 100];
+        new Random(8).NextBytes(image);
+        string name = "big-" + Guid.NewGuid().ToString("n") + ".img";
+        await File.WriteAllBytesAsync(Path.Combine(server.Root, name), image);
+        try
+        {
+            await using var dev = await Open($"tftp://127.0.0.1:{server.Port}/{name}", ("blksize", "512"));
+            var tail = new byte[4096];
+            await dev.ReadAsync(image.Length - tail.Length, tail);
+            Assert.True(tail.AsSpan().SequenceEqual(image.AsSpan(image.Length - tail.Length)));
+            await RandomReads.AssertMatchesAsync(dev, image, reads: 30, seed: 9);
+        }
+        finally
+        {
+            File.Delete(Path.Combine(server.Root, name));
+        }
+    }
+
+    [Fact]
     public async Task Missing_file_names_the_servers_error()
     {
         var e = await Assert.ThrowsAsync<SourceException>(async () => await ImageOpener.OpenAsync($"tftp://127.0.0.1:{server.Port}/missing.img"));

@@ -347,13 +347,15 @@ internal sealed class FtpControlConnection : IAsyncDisposable
     {
         SourceException => e,
         OperationCanceledException when timeout.TimedOut => new SourceException(
-            $"{settings.DisplayUrl}: {what}: no progress for {settings.Timeout.TotalSeconds:0.###} s (option timeout)", e) { IsTransient = true },
+            $"{settings.DisplayUrl}: {what}: no progress for {settings.Timeout.TotalSeconds:0.###} s (option timeout)", e)
+        { IsTransient = true },
         OperationCanceledException => e,
         System.Security.Authentication.AuthenticationException => new SourceException(
             $"{settings.DisplayUrl}: TLS handshake failed: {e.Message} (options sslverify, cafile)", e),
         FormatException => new SourceException($"{settings.DisplayUrl}: {e.Message}", e),
         IOException or SocketException or ObjectDisposedException => new SourceException(
-            $"{settings.DisplayUrl}: {what}: {e.Message}", e) { IsTransient = true },
+            $"{settings.DisplayUrl}: {what}: {e.Message}", e)
+        { IsTransient = true },
         _ => e,
     };
 
