@@ -15,16 +15,25 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
     private readonly byte[] _file;
     private readonly Task _accept;
     private int _retrs;
+    private int _sessions;
+    private int _pasv;
 
-    public FaultyFtpServer(byte[] file, int failingRetrs)
+    public FaultyFtpServer(byte[] file, int failingRetrs, bool epsv = true)
     {
         _file = file;
         FailingRetrs = failingRetrs;
+        Epsv = epsv;
         _listener.Start();
         _accept = AcceptLoopAsync();
     }
 
     public int FailingRetrs { get; }
+
+    /// <summary>False: EPSV is answered 502, so clients must fall back to PASV.</summary>
+    public bool Epsv { get; }
+
+    public int Sessions => Volatile.Read(ref _sessions);
+    public int PasvCommands => Volatile.Read(ref _pasv);
     public int Port => ((IPEndPoint)_listener.LocalEndpoint).Port;
     public int Retrs => Volatile.Read(ref _retrs);
 
@@ -49,6 +58,7 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
     private async Task SessionAsync(TcpClient client)
     {
         using var _ = client;
+        Interlocked.Increment(ref _sessions);
         var stream = client.GetStream();
         var reader = new StreamReader(stream, Encoding.ASCII);
         async Task Reply(string line) => await stream.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"), _stop.Token);
@@ -68,11 +78,25 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
                     case "TYPE": await Reply("200 binary"); break;
                     case "SIZE": await Reply($"213 {_file.Length}"); break;
                     case "MDTM": await Reply("213 20240102030405"); break;
+                    case "EPSV" when !Epsv:
+                        await Reply("502 EPSV not implemented");
+                        break;
                     case "EPSV":
+                    case "PASV":
                         pasv?.Stop();
                         pasv = new TcpListener(IPAddress.Loopback, 0);
                         pasv.Start();
-                        await Reply($"229 Entering Extended Passive Mode (|||{((IPEndPoint)pasv.LocalEndpoint).Port}|)");
+                        int port = ((IPEndPoint)pasv.LocalEndpoint).Port;
+                        if (cmd == "PASV")
+                        {
+                            Interlocked.Increment(ref _pasv);
+                            await Reply($"227 Entering Passive Mode (127,0,0,1,{port >> 8},{port & 255}).");
+                        }
+                        else
+                        {
+                            await Reply($"229 Entering Extended Passive Mode (|||{port}|)");
+                        }
+
                         break;
                     case "REST":
                         rest = long.Parse(line[5..], System.Globalization.CultureInfo.InvariantCulture);
@@ -87,17 +111,19 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
                             bool fail = Interlocked.Increment(ref _retrs) <= FailingRetrs;
                             int count = (int)(_file.Length - rest);
                             int send = fail ? Math.Min(count, 1000) : count;
+                            bool broken = fail;
                             try
                             {
                                 await data.GetStream().WriteAsync(_file.AsMemory((int)rest, send), _stop.Token);
                             }
                             catch (IOException)
                             {
-                                // The client stopped reading once it had its range: normal.
+                                // The client stopped reading once it had its range: normal, answered 426 as vsftpd does.
+                                broken = true;
                             }
 
                             data.Client.LingerState = new LingerOption(true, 0);
-                            await Reply(fail ? "426 Connection closed; transfer aborted." : "226 done");
+                            await Reply(broken ? "426 Connection closed; transfer aborted." : "226 done");
                         }
 
                         rest = 0;

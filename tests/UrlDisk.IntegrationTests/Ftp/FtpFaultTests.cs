@@ -30,4 +30,24 @@ public sealed class FtpFaultTests
         Assert.Contains("426", e.Message, StringComparison.Ordinal);
         Assert.True(e.IsTransient);
     }
+
+    [Fact]
+    public async Task Without_epsv_pasv_is_used_and_one_control_connection_serves_every_read()
+    {
+        var file = RandomNumberGenerator.GetBytes(4 << 20);
+        await using var server = new FaultyFtpServer(file, failingRetrs: 0, epsv: false);
+        await using var dev = await VsftpdTests.Open("ftp", $"ftp://127.0.0.1:{server.Port}/f.img", ("readahead", "0"), ("connections", "1"));
+        var rng = new Random(10);
+        for (int i = 0; i < 20; i++)
+        {
+            var buf = new byte[rng.Next(1, 70_000)];
+            long off = rng.NextInt64(0, file.Length - buf.Length);
+            await dev.ReadAsync(off, buf);
+            Assert.True(buf.AsSpan().SequenceEqual(file.AsSpan((int)off, buf.Length)));
+        }
+
+        Assert.Equal(1, server.Sessions);
+        Assert.Equal(20, server.Retrs);
+        Assert.Equal(20, server.PasvCommands);
+    }
 }
