@@ -18,8 +18,9 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
     private int _sessions;
     private int _pasv;
 
-    public FaultyFtpServer(byte[] file, int failingRetrs, bool epsv = true)
+    public FaultyFtpServer(byte[] file, int failingRetrs, bool epsv = true, bool stall = false)
     {
+        Stall = stall;
         _file = file;
         FailingRetrs = failingRetrs;
         Epsv = epsv;
@@ -31,6 +32,9 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
 
     /// <summary>False: EPSV is answered 502, so clients must fall back to PASV.</summary>
     public bool Epsv { get; }
+
+    /// <summary>True: RETR answers 150, then sends nothing, as a hung server would.</summary>
+    public bool Stall { get; }
 
     public int Sessions => Volatile.Read(ref _sessions);
     public int PasvCommands => Volatile.Read(ref _pasv);
@@ -109,6 +113,11 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
                             pasv = null;
                             await Reply("150 opening");
                             bool fail = Interlocked.Increment(ref _retrs) <= FailingRetrs;
+                            if (Stall)
+                            {
+                                await Task.Delay(Timeout.Infinite, _stop.Token);
+                            }
+
                             int count = (int)(_file.Length - rest);
                             int send = fail ? Math.Min(count, 1000) : count;
                             bool broken = fail;

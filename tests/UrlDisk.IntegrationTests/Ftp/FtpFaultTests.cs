@@ -50,4 +50,16 @@ public sealed class FtpFaultTests
         Assert.Equal(20, server.Retrs);
         Assert.Equal(20, server.PasvCommands);
     }
+
+    [Fact]
+    public async Task A_server_that_stops_sending_fails_the_read_after_the_timeout()
+    {
+        await using var server = new FaultyFtpServer(s_file, failingRetrs: 0, stall: true);
+        await using var dev = await VsftpdTests.Open("ftp", $"ftp://127.0.0.1:{server.Port}/f.img", ("timeout", "0.5"), ("retries", "1"));
+        var started = DateTime.UtcNow;
+        var e = await Assert.ThrowsAsync<SourceException>(async () => await dev.ReadAsync(0, new byte[1000]));
+        Assert.Contains("no progress for 0.5 s", e.Message, StringComparison.Ordinal);
+        Assert.Equal(2, server.Retrs);
+        Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(10));
+    }
 }

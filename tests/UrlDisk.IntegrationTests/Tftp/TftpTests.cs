@@ -73,6 +73,27 @@ public sealed class TftpTests(TftpdHpa server) : IClassFixture<TftpdHpa>
     }
 
     [Fact]
+    public async Task Fill_cache_file_lives_in_the_cache_directory_and_is_removed_at_close()
+    {
+        string dir = Directory.CreateTempSubdirectory("urldisk-fillcache-").FullName;
+        try
+        {
+            var context = new OpenContext { CacheDirectory = dir };
+            var dev = await ImageOpener.OpenAsync($"tftp://127.0.0.1:{server.Port}/disk.img", "raw", context);
+            var fill = (IReadOnlyDictionary<string, object?>)SourceDetails(dev)["fill-cache"]!;
+            Assert.Equal(dir, Path.GetDirectoryName((string)fill["file"]!));
+            await RandomReads.AssertWholeAsync(dev, server.Image);
+            Assert.Single(Directory.GetFiles(dir));
+            await dev.DisposeAsync();
+            Assert.Empty(Directory.GetFiles(dir));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task Missing_file_names_the_servers_error()
     {
         var e = await Assert.ThrowsAsync<SourceException>(async () => await ImageOpener.OpenAsync($"tftp://127.0.0.1:{server.Port}/missing.img"));

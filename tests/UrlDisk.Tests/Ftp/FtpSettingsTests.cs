@@ -65,4 +65,16 @@ public class FtpSettingsTests
             File.Delete(file);
         }
     }
+
+    [Fact]
+    public void Ipv6_literal_host_loses_its_brackets()
+    {
+        var s = Parse("ftp", ("url", "ftp://[::1]:2121/x.img"));
+        Assert.Equal("::1", s.Host);
+        Assert.Equal(2121, s.Port);
+    }
+
+    [Fact]
+    public void Username_option_without_any_password_sends_an_empty_one()
+        => Assert.Equal("", Parse("ftp", ("url", "ftp://h/x"), ("username", "bob")).Password);
 }

@@ -84,6 +84,12 @@ internal sealed record FtpSettings
 
         if (node["username"] is { } u)
         {
+            // A named user without a password anywhere logs in with an empty one, not the anonymous e-mail.
+            if (uri.UserInfo.Length == 0)
+            {
+                password = "";
+            }
+
             user = u;
         }
 
@@ -147,7 +153,7 @@ internal sealed record FtpSettings
         return new FtpSettings
         {
             Scheme = driver,
-            Host = uri.IdnHost,
+            Host = uri.IdnHost.Trim('[', ']'),
             Port = uri.IsDefaultPort || uri.Port < 0 ? defaultPort : uri.Port,
             Path = path,
             User = user,

@@ -59,7 +59,7 @@ internal sealed record TftpSettings
 
         return new TftpSettings
         {
-            Host = uri.IdnHost,
+            Host = uri.IdnHost.Trim('[', ']'),
             Port = uri.Port > 0 ? uri.Port : 69,
             FileName = name,
             DisplayUrl = display,
