@@ -18,8 +18,10 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
     private int _sessions;
     private int _pasv;
 
-    public FaultyFtpServer(byte[] file, int failingRetrs, bool epsv = true, bool stall = false)
+    public FaultyFtpServer(byte[] file, int failingRetrs, bool epsv = true, bool stall = false, bool rest = true, bool size = true)
     {
+        Rest = rest;
+        Size = size;
         Stall = stall;
         _file = file;
         FailingRetrs = failingRetrs;
@@ -35,6 +37,12 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
 
     /// <summary>True: RETR answers 150, then sends nothing, as a hung server would.</summary>
     public bool Stall { get; }
+
+    /// <summary>False: FEAT omits REST STREAM and REST is answered 502.</summary>
+    public bool Rest { get; }
+
+    /// <summary>False: SIZE is answered 502.</summary>
+    public bool Size { get; }
 
     public int Sessions => Volatile.Read(ref _sessions);
     public int PasvCommands => Volatile.Read(ref _pasv);
@@ -78,7 +86,9 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
                 {
                     case "USER": await Reply("331 password please"); break;
                     case "PASS": await Reply("230 ok"); break;
-                    case "FEAT": await Reply("211-Features:\r\n EPSV\r\n SIZE\r\n REST STREAM\r\n211 End"); break;
+                    case "FEAT": await Reply(Rest ? "211-Features:\r\n EPSV\r\n SIZE\r\n REST STREAM\r\n211 End" : "211-Features:\r\n EPSV\r\n211 End"); break;
+                    case "SIZE" when !Size: await Reply("502 SIZE not implemented"); break;
+                    case "REST" when !Rest: await Reply("502 REST not implemented"); break;
                     case "TYPE": await Reply("200 binary"); break;
                     case "SIZE": await Reply($"213 {_file.Length}"); break;
                     case "MDTM": await Reply("213 20240102030405"); break;
@@ -131,7 +141,17 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
                                 broken = true;
                             }
 
-                            data.Client.LingerState = new LingerOption(true, 0);
+                            if (broken && !fail)
+                            {
+                                // The client closed first; nothing more to deliver.
+                                data.Client.LingerState = new LingerOption(true, 0);
+                            }
+                            else
+                            {
+                                // An orderly close: for a failing RETR the client sees the data end early, then 426.
+                                data.Client.Shutdown(SocketShutdown.Send);
+                            }
+
                             await Reply(broken ? "426 Connection closed; transfer aborted." : "226 done");
                         }
 

@@ -62,4 +62,20 @@ public sealed class FtpFaultTests
         Assert.Equal(2, server.Retrs);
         Assert.InRange(DateTime.UtcNow - started, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(10));
     }
+
+    [Theory]
+    [InlineData(false, true)]
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    public async Task A_server_without_rest_or_size_is_read_once_through_the_fill_cache(bool rest, bool size)
+    {
+        var file = RandomNumberGenerator.GetBytes(3 << 20);
+        await using var server = new FaultyFtpServer(file, failingRetrs: 0, rest: rest, size: size);
+        await using var dev = await VsftpdTests.Open("ftp", $"ftp://127.0.0.1:{server.Port}/f.img");
+        var details = dev.Info.Child!.Info.Details;
+        Assert.StartsWith("no (", (string)details["ranges"]!, StringComparison.Ordinal);
+        Assert.True(details.ContainsKey("fill-cache"));
+        await RandomReads.AssertMatchesAsync(dev, file, reads: 40, seed: 11);
+        Assert.Equal(1, server.Retrs);
+    }
 }

@@ -35,7 +35,11 @@ internal sealed class FtpControlConnection : IAsyncDisposable
 
     public string Greeting { get; private set; } = "";
     public IReadOnlyDictionary<string, string> Features { get; private set; } = new Dictionary<string, string>();
+    /// <summary>The file's size from SIZE, or -1 when the server does not implement SIZE.</summary>
     public long Size { get; private set; }
+
+    /// <summary>False when FEAT shows the server cannot REST (resume) a stream-mode transfer: no byte ranges then.</summary>
+    public bool CanResume { get; private set; } = true;
     public DateTimeOffset? Modified { get; private set; }
     public string? TlsProtocol { get; private set; }
 
@@ -76,17 +80,28 @@ internal sealed class FtpControlConnection : IAsyncDisposable
             if (feat.Code == 211)
             {
                 conn.Features = FtpReplyParser.ParseFeat(feat.Text);
+
+                // RFC 3659 §5: a server that can resume stream-mode transfers lists "REST STREAM". Without FEAT we assume it can.
+                conn.CanResume = conn.Features.TryGetValue("REST", out var rest) && rest.Contains("STREAM", StringComparison.OrdinalIgnoreCase);
             }
 
             conn.Expect(await conn.CommandAsync("TYPE I", timeout).ConfigureAwait(false), "TYPE I", 200);
             var size = await conn.CommandAsync("SIZE " + settings.Path, timeout).ConfigureAwait(false);
-            conn.Expect(size, "SIZE", 213);
-            if (!FtpReplyParser.TryParseSize(size.Text, out long length))
+            if (size.Code is 500 or 502)
             {
-                throw conn.Fail($"the server's SIZE reply '{size}' is not a number", transient: false);
+                conn.Size = -1; // SIZE not implemented (RFC 3659 is an extension): the length comes at the end of a transfer
+            }
+            else
+            {
+                conn.Expect(size, "SIZE", 213);
+                if (!FtpReplyParser.TryParseSize(size.Text, out long length))
+                {
+                    throw conn.Fail($"the server's SIZE reply '{size}' is not a number", transient: false);
+                }
+
+                conn.Size = length;
             }
 
-            conn.Size = length;
             var mdtm = await conn.CommandAsync("MDTM " + settings.Path, timeout).ConfigureAwait(false);
             if (mdtm.Code == 213 && FtpReplyParser.TryParseMdtm(mdtm.Text, out var modified))
             {
@@ -118,33 +133,14 @@ internal sealed class FtpControlConnection : IAsyncDisposable
     {
         using var timeout = new ProgressTimeout(_settings.Timeout, cancellationToken);
         IsUsable = false; // until the conversation is back at a known point
-        Socket? data = null;
-        Stream? dataStream = null;
+        Stream? data = null;
         try
         {
-            data = await OpenDataSocketAsync(timeout).ConfigureAwait(false);
-            var rest = await CommandAsync("REST " + offset.ToString(System.Globalization.CultureInfo.InvariantCulture), timeout).ConfigureAwait(false);
-            Expect(rest, "REST", 350);
-            await SendAsync("RETR " + _settings.Path, timeout.Token).ConfigureAwait(false);
-            var start = await ReadReplyAsync(timeout).ConfigureAwait(false);
-            if (!start.IsPreliminary)
-            {
-                IsUsable = true;
-                Expect(start, "RETR", 150);
-            }
-
-            dataStream = new NetworkStream(data, ownsSocket: true);
-            if (_protectData)
-            {
-                var ssl = new SslStream(dataStream, leaveInnerStreamOpen: false);
-                dataStream = ssl;
-                await ssl.AuthenticateAsClientAsync(_tlsOptions!, timeout.Token).ConfigureAwait(false);
-            }
-
+            data = await StartRetrieveAsync(offset, timeout).ConfigureAwait(false);
             int filled = 0;
             while (filled < destination.Length)
             {
-                int n = await dataStream.ReadAsync(destination[filled..], timeout.Token).ConfigureAwait(false);
+                int n = await data.ReadAsync(destination[filled..], timeout.Token).ConfigureAwait(false);
                 if (n == 0)
                 {
                     break;
@@ -156,8 +152,7 @@ internal sealed class FtpControlConnection : IAsyncDisposable
             }
 
             // Closing the data connection stops the server mid-file; it answers 426 (or 226 if it had already sent all).
-            await dataStream.DisposeAsync().ConfigureAwait(false);
-            dataStream = null;
+            await data.DisposeAsync().ConfigureAwait(false);
             data = null;
             var final = await ReadFinalReplyAsync(timeout).ConfigureAwait(false);
             IsUsable = true;
@@ -179,12 +174,103 @@ internal sealed class FtpControlConnection : IAsyncDisposable
         }
         finally
         {
-            if (dataStream is not null)
+            if (data is not null)
             {
-                await dataStream.DisposeAsync().ConfigureAwait(false);
+                await data.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends the whole file, from byte 0 to its end, to <paramref name="sink"/> with a plain RETR (no REST), for
+    /// servers that cannot resume. Returns the number of bytes once the server confirmed the end with 226.
+    /// </summary>
+    public async Task<long> RetrieveWholeAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken cancellationToken)
+    {
+        using var timeout = new ProgressTimeout(_settings.Timeout, cancellationToken);
+        IsUsable = false;
+        Stream? data = null;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(256 * 1024);
+        try
+        {
+            data = await StartRetrieveAsync(0, timeout).ConfigureAwait(false);
+            long total = 0;
+            int n;
+            while ((n = await data.ReadAsync(buffer, timeout.Token).ConfigureAwait(false)) > 0)
+            {
+                total += n;
+                timeout.Progress();
+                await sink(buffer.AsMemory(0, n), timeout.Token).ConfigureAwait(false);
             }
 
-            data?.Dispose();
+            await data.DisposeAsync().ConfigureAwait(false);
+            data = null;
+            var final = await ReadFinalReplyAsync(timeout).ConfigureAwait(false);
+            IsUsable = true;
+            if (!final.IsSuccess)
+            {
+                // The data connection ended but the server says the transfer did not: a break, not the end of the file.
+                throw Fail($"the transfer stopped after {total} bytes: {final}", transient: true);
+            }
+
+            return total;
+        }
+        catch (Exception e)
+        {
+            IsUsable = IsUsable && e is SourceException;
+            throw Translate(e, _settings, timeout, "RETR");
+        }
+        finally
+        {
+            if (data is not null)
+            {
+                await data.DisposeAsync().ConfigureAwait(false);
+            }
+
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>Opens the data connection, sends REST (when not at 0) and RETR, and returns the data stream (TLS when PROT P).</summary>
+    private async Task<Stream> StartRetrieveAsync(long offset, ProgressTimeout timeout)
+    {
+        var socket = await OpenDataSocketAsync(timeout).ConfigureAwait(false);
+        Stream? stream = null;
+        try
+        {
+            if (offset > 0)
+            {
+                var rest = await CommandAsync("REST " + offset.ToString(System.Globalization.CultureInfo.InvariantCulture), timeout).ConfigureAwait(false);
+                Expect(rest, "REST", 350);
+            }
+
+            await SendAsync("RETR " + _settings.Path, timeout.Token).ConfigureAwait(false);
+            var start = await ReadReplyAsync(timeout).ConfigureAwait(false);
+            if (!start.IsPreliminary)
+            {
+                IsUsable = true;
+                Expect(start, "RETR", 150);
+            }
+
+            stream = new NetworkStream(socket, ownsSocket: true);
+            if (_protectData)
+            {
+                var ssl = new SslStream(stream, leaveInnerStreamOpen: false);
+                stream = ssl;
+                await ssl.AuthenticateAsClientAsync(_tlsOptions!, timeout.Token).ConfigureAwait(false);
+            }
+
+            return stream;
+        }
+        catch
+        {
+            if (stream is not null)
+            {
+                await stream.DisposeAsync().ConfigureAwait(false);
+            }
+
+            socket.Dispose();
+            throw;
         }
     }
 

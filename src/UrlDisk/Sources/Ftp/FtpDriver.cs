@@ -23,6 +23,6 @@ public sealed class FtpDriver(string scheme) : IProtocolDriver
         }
 
         var settings = FtpSettings.FromNode(Name, node);
-        return await FtpSource.OpenAsync(settings, cancellationToken).ConfigureAwait(false);
+        return await FtpSource.OpenAsync(settings, context, cancellationToken).ConfigureAwait(false);
     }
 }

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using UrlDisk.Diagnostics;
+using UrlDisk.Layers;
+using UrlDisk.Opening;
 
 namespace UrlDisk.Sources.Ftp;
 
@@ -56,15 +58,36 @@ public sealed class FtpSource : BlockDevice
 
     public override BlockDeviceInfo Info { get; }
 
-    internal static async Task<FtpSource> OpenAsync(FtpSettings settings, CancellationToken cancellationToken)
+    /// <summary>
+    /// Logs in once to learn the file, then gives random access: REST + RETR ranges when the server can resume and
+    /// tells the size; otherwise a <see cref="FillCache"/> over one whole-file RETR.
+    /// </summary>
+    internal static async Task<IBlockDevice> OpenAsync(FtpSettings settings, OpenContext context, CancellationToken cancellationToken)
     {
         var pool = new FtpConnectionPool(settings, settings.Tls == FtpTlsMode.None ? null : FtpTlsOptions.Create(settings));
         try
         {
             var first = await WithRetriesAsync(settings, () => pool.RentAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
             var source = new FtpSource(settings, pool, first);
+            bool ranges = first.CanResume && first.Size >= 0;
             await pool.ReturnAsync(first).ConfigureAwait(false);
-            return source;
+            if (ranges)
+            {
+                return source;
+            }
+
+            var details = new Dictionary<string, object?>(source.Info.Details)
+            {
+                ["ranges"] = first.CanResume ? "no (the server does not implement SIZE)" : "no (FEAT lacks REST STREAM)",
+            };
+            if (first.Size < 0)
+            {
+                details.Remove("size");
+            }
+
+            var sequential = new FtpSequentialSource(settings, pool, first.Size >= 0 ? first.Size : null, details);
+            return await FillCache.CreateAsync(sequential, new FillCacheOptions { Directory = context.CacheDirectory, Retries = settings.Retries }, cancellationToken)
+                .ConfigureAwait(false);
         }
         catch
         {
