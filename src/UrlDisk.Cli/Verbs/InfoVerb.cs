@@ -23,7 +23,7 @@ internal static class InfoVerb
             var json = Describe(image, DisplayFilename(spec));
             if (outputFormat == "json")
             {
-                Console.Out.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                Console.Out.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             }
             else
             {

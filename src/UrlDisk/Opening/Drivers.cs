@@ -1,5 +1,6 @@
 using UrlDisk.Formats.Raw;
 using UrlDisk.Sources.File;
+using UrlDisk.Sources.Http;
 
 namespace UrlDisk.Opening;
 
@@ -9,6 +10,8 @@ public static class Drivers
     public static IReadOnlyList<IProtocolDriver> Protocols { get; } =
     [
         new FileDriver(),
+        new HttpDriver("http"),
+        new HttpDriver("https"),
     ];
 
     public static IReadOnlyList<IFormatDriver> Formats { get; } =
