@@ -46,7 +46,8 @@ internal static class InfoVerb
             ["filename"] = filename,
             ["format"] = image.Info.Driver,
         };
-        if (image.Info.Details.Count > 0)
+        bool topIsSource = image.Info.Details.ContainsKey("protocol");
+        if (image.Info.Details.Count > 0 && !topIsSource)
         {
             o["format-specific"] = ToJson(image.Info.Details);
         }
@@ -58,15 +59,11 @@ internal static class InfoVerb
             source = child;
         }
 
-        if (!ReferenceEquals(source, image) || image.Info.Details.ContainsKey("protocol"))
+        if (!ReferenceEquals(source, image) || topIsSource)
         {
             var s = ToJson(source.Info.Details);
             s["size"] = source.Length;
             o["source"] = s;
-            if (ReferenceEquals(source, image))
-            {
-                o.Remove("format-specific");
-            }
         }
 
         return o;
