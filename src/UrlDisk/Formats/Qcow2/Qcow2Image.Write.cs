@@ -173,14 +173,18 @@ public sealed partial class Qcow2Image
         }
 
         long clusterStart = pos - within;
-        var buffer = new byte[last - first];
-        if ((entry.AllocatedSubclusters & mask) != mask)
+        if ((entry.AllocatedSubclusters & mask) == mask)
         {
+            await _writableFile!.WriteAtAsync(entry.HostOffset + within, data, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var buffer = new byte[last - first];
             await ReadContentClampedAsync(clusterStart + first, buffer, cancellationToken).ConfigureAwait(false);
+            data.CopyTo(buffer.AsMemory((int)(within - first)));
+            await _writableFile!.WriteAtAsync(entry.HostOffset + first, buffer, cancellationToken).ConfigureAwait(false);
         }
 
-        data.CopyTo(buffer.AsMemory((int)(within - first)));
-        await _writableFile!.WriteAtAsync(entry.HostOffset + first, buffer, cancellationToken).ConfigureAwait(false);
         ulong bitmap = (entry.Bitmap | mask) & ~((ulong)mask << 32);
         if (bitmap != entry.Bitmap)
         {
