@@ -205,7 +205,7 @@ public sealed partial class Qcow2Image : BlockDevice
         }
     }
 
-    private static async ValueTask<ulong[]> ReadL1Async(IBlockDevice file, long offset, int entries, CancellationToken cancellationToken)
+    internal static async ValueTask<ulong[]> ReadL1Async(IBlockDevice file, long offset, int entries, CancellationToken cancellationToken)
     {
         var bytes = new byte[entries * 8];
         if (entries > 0)
@@ -222,7 +222,7 @@ public sealed partial class Qcow2Image : BlockDevice
         return l1;
     }
 
-    private static async ValueTask<IReadOnlyList<SnapshotEntry>> ReadSnapshotsAsync(IBlockDevice file, Qcow2Header h, CancellationToken cancellationToken)
+    internal static async ValueTask<IReadOnlyList<SnapshotEntry>> ReadSnapshotsAsync(IBlockDevice file, Qcow2Header h, CancellationToken cancellationToken)
     {
         if (h.SnapshotCount == 0)
         {

@@ -123,6 +123,25 @@ internal sealed class Qcow2Refcounts
         }
     }
 
+    /// <summary>Sets one refcount (repair); false when the cluster has no refcount block.</summary>
+    public async ValueTask<bool> SetAsync(long cluster, ulong value, CancellationToken cancellationToken)
+    {
+        ulong current = await GetAsync(cluster, cancellationToken).ConfigureAwait(false);
+        if (current == value)
+        {
+            return true;
+        }
+
+        if (await GetBlockAsync(cluster / _entriesPerBlock, cancellationToken).ConfigureAwait(false) is null)
+        {
+            return false;
+        }
+
+        long delta = value > current ? (long)(value - current) : -(long)(current - value);
+        await UpdateAsync(cluster, 1, delta, cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+
     private async ValueTask<long> FindFreeAsync(long count, CancellationToken cancellationToken)
     {
         long c = Math.Max(1, _freeHint);
