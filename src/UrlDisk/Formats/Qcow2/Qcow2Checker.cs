@@ -92,7 +92,7 @@ public sealed class Qcow2Checker
 
         foreach (var s in snapshots)
         {
-            if (s.L1Offset % _cs != 0 || s.L1Size > 4 * 1024 * 1024)
+            if (s.L1Offset <= 0 || s.L1Offset % _cs != 0 || s.L1Size > 4 * 1024 * 1024)
             {
                 Corrupt($"ERROR snapshot '{s.Id}' has an invalid L1 table (offset {s.L1Offset}, {s.L1Size} entries)");
                 continue;
@@ -105,7 +105,7 @@ public sealed class Qcow2Checker
         long tableOffset = (long)_h.RefcountTableOffset;
         long tableBytes = _h.RefcountTableClusters * _cs;
         var table = Array.Empty<ulong>();
-        if (tableOffset % _cs != 0 || tableOffset + tableBytes > _file.Length || tableBytes > 64L * 1024 * 1024)
+        if (tableOffset < 0 || tableOffset % _cs != 0 || tableBytes > 64L * 1024 * 1024 || tableOffset > _file.Length - tableBytes)
         {
             Corrupt($"ERROR refcount table at offset {tableOffset} ({tableBytes} bytes) is invalid");
         }
@@ -129,7 +129,7 @@ public sealed class Qcow2Checker
                     continue;
                 }
 
-                if (block % _cs != 0 || block + _cs > _file.Length)
+                if (block < 0 || block % _cs != 0 || block > _file.Length - _cs)
                 {
                     Corrupt($"ERROR refcount block {i} at offset {block} is unaligned or outside the image");
                     table[i] = 0;
@@ -209,7 +209,7 @@ public sealed class Qcow2Checker
 
     private async ValueTask<bool> TraverseL1Async(long l1Offset, uint l1Size, string what, bool countStats, CancellationToken ct)
     {
-        if (l1Offset % _cs != 0 || l1Offset + (l1Size * 8L) > _file.Length)
+        if (l1Offset < 0 || l1Offset % _cs != 0 || l1Offset > _file.Length - (l1Size * 8L))
         {
             Corrupt($"ERROR {what} table at offset {l1Offset} ({l1Size} entries) is unaligned or outside the image");
             return false;

@@ -231,6 +231,11 @@ public sealed partial class Qcow2Image : BlockDevice
 
         // Entries are variable length; read a generous window (bounded) and parse what it holds.
         long offset = (long)h.SnapshotsOffset;
+        if (h.SnapshotCount > MaxSnapshots || offset <= 0 || offset >= file.Length || (offset & (h.ClusterSize - 1)) != 0)
+        {
+            throw new ImageFormatException($"qcow2: header at offset 64: snapshot table of {h.SnapshotCount} entries at offset {h.SnapshotsOffset} is unaligned or outside the file");
+        }
+
         int window = (int)Math.Min(file.Length - offset, Math.Min(64L * 1024 * 1024, h.SnapshotCount * 2048L + 65536));
         var bytes = new byte[window];
         await file.ReadAsync(offset, bytes, cancellationToken).ConfigureAwait(false);

@@ -181,7 +181,7 @@ internal sealed class Qcow2Refcounts
         }
 
         long offset = (long)(_table[b] & ~Qcow2Entries.RefcountTableReservedMask);
-        if ((offset & (ClusterSize - 1)) != 0 || offset > _file.Length - ClusterSize)
+        if (offset <= 0 || (offset & (ClusterSize - 1)) != 0 || offset > _file.Length - ClusterSize)
         {
             throw new ImageFormatException($"qcow2: refcount table entry {b} (at offset {_tableOffset + (b * 8)}): block offset {offset} is unaligned or outside the file");
         }
