@@ -104,11 +104,15 @@ public class Qcow2WriteInteropTests
         long size = 40L * o.ClusterSize + 512;
         var content = new byte[size];
         var rnd = new Random(3);
-        for (int i = 0; i < content.Length; i += 1000)
+        // A random 6000-byte block repeated: deflate refers back further than QEMU's 4 KiB window.
+        var block = new byte[6000];
+        rnd.NextBytes(block);
+        for (int i = 0; i < content.Length; i += block.Length)
         {
-            // Compressible text-like data with some random clusters.
-            content[i] = (byte)rnd.Next(256);
+            block.AsSpan(0, Math.Min(block.Length, content.Length - i)).CopyTo(content.AsSpan(i));
         }
+
+        content.AsSpan(3 * o.ClusterSize, o.ClusterSize).Clear();
 
         rnd.NextBytes(content.AsSpan(5 * o.ClusterSize, o.ClusterSize));
         await using (var image = await Qcow2Creator.CreateAndOpenAsync(q.PathOf("c.qcow2"), size, o))
