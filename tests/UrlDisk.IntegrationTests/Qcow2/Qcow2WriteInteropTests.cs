@@ -156,4 +156,28 @@ public class Qcow2WriteInteropTests
         q.Img("check", "snap.qcow2");
         Assert.All(q.QemuRaw("snap.qcow2"), b => Assert.Equal(0x21, b));
     }
+
+    [Theory]
+    [InlineData("", false)]
+    [InlineData("compression_type=zlib", true)]
+    [InlineData("compression_type=zstd", true)]
+    [InlineData("compat=0.10,cluster_size=4096", true)]
+    [InlineData("extended_l2=on", false)]
+    public async Task Writer_converts_a_qemu_image_into_one_qemu_reads_the_same(string options, bool compress)
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "qcow2", "src.qcow2", "5M");
+        q.Io("-c", "write -P 0x12 0 700k", "-c", "write -P 0x34 2M 1000k", "-c", "write -z 3M 64k", "-c", "write -P 0x56 4900k 100k", "src.qcow2");
+        await using (var source = await ImageOpener.OpenAsync(q.PathOf("src.qcow2")))
+        {
+            await Qcow2Writer.ConvertAsync(source, q.PathOf("out.qcow2"), Qcow2CreateOptions.Parse(options), compress);
+        }
+
+        q.Img("check", "out.qcow2");
+        q.Img("compare", "src.qcow2", "out.qcow2");
+        if (compress)
+        {
+            Assert.Matches("\"compressed-clusters\": [1-9]", q.Img("check", "--output=json", "out.qcow2"));
+        }
+    }
 }
