@@ -7,6 +7,10 @@ root.Options.Add(CliCommon.Stats);
 root.Subcommands.Add(InfoVerb.Create());
 root.Subcommands.Add(ConvertVerb.Create());
 root.Subcommands.Add(DemoVerb.Create());
+root.Subcommands.Add(CreateVerb.Create());
+root.Subcommands.Add(CheckVerb.Create());
+root.Subcommands.Add(CompareVerb.Create());
+root.Subcommands.Add(MapVerb.Create());
 
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
 return await root.Parse(args).InvokeAsync(config).ConfigureAwait(false);

@@ -1,3 +1,4 @@
+using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Http;
@@ -17,6 +18,7 @@ public static class Drivers
     public static IReadOnlyList<IFormatDriver> Formats { get; } =
     [
         new RawFormatDriver(),
+        new Qcow2FormatDriver(),
     ];
 
     public static IProtocolDriver? FindProtocol(string name)
