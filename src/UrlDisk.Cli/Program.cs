@@ -11,6 +11,7 @@ root.Subcommands.Add(CreateVerb.Create());
 root.Subcommands.Add(CheckVerb.Create());
 root.Subcommands.Add(CompareVerb.Create());
 root.Subcommands.Add(MapVerb.Create());
+root.Subcommands.Add(ServeVerb.Create());
 
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
 return await root.Parse(args).InvokeAsync(config).ConfigureAwait(false);
