@@ -2,6 +2,8 @@ using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Http;
+using UrlDisk.Sources.Ftp;
+using UrlDisk.Sources.Tftp;
 
 namespace UrlDisk.Opening;
 
@@ -13,6 +15,9 @@ public static class Drivers
         new FileDriver(),
         new HttpDriver("http"),
         new HttpDriver("https"),
+        new FtpDriver("ftp"),
+        new FtpDriver("ftps"),
+        new TftpDriver(),
     ];
 
     public static IReadOnlyList<IFormatDriver> Formats { get; } =
