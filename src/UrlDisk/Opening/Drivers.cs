@@ -1,5 +1,7 @@
+using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
 using UrlDisk.Sources.File;
+using UrlDisk.Sources.Http;
 using UrlDisk.Sources.Ftp;
 using UrlDisk.Sources.Tftp;
 
@@ -11,6 +13,8 @@ public static class Drivers
     public static IReadOnlyList<IProtocolDriver> Protocols { get; } =
     [
         new FileDriver(),
+        new HttpDriver("http"),
+        new HttpDriver("https"),
         new FtpDriver("ftp"),
         new FtpDriver("ftps"),
         new TftpDriver(),
@@ -19,6 +23,7 @@ public static class Drivers
     public static IReadOnlyList<IFormatDriver> Formats { get; } =
     [
         new RawFormatDriver(),
+        new Qcow2FormatDriver(),
     ];
 
     public static IProtocolDriver? FindProtocol(string name)
