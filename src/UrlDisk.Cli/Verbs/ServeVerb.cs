@@ -107,19 +107,37 @@ internal static class ServeVerb
         return cmd;
     }
 
-    /// <summary>Opens for writing unless told not to; a local file we may not write is served read-only, as qemu-nbd does with auto-read-only.</summary>
+    /// <summary>
+    /// Opens for writing when the image is a local file and --read-only is absent (remote sources are read-only);
+    /// a local file we may not write is served read-only, as qemu-nbd does with auto-read-only.
+    /// </summary>
     private static async ValueTask<IBlockDevice> OpenAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, CancellationToken ct)
     {
-        var context = new OpenContext { Writable = !readOnly, CopyOnRead = copyOnRead };
+        var tree = CliCommon.ParseSpec(spec, imageOpts);
+        var context = new OpenContext { Writable = !readOnly && IsLocalFile(tree), CopyOnRead = copyOnRead };
         try
         {
-            return await CliCommon.OpenAsync(spec, imageOpts, format, context, ct).ConfigureAwait(false);
+            return await ImageOpener.OpenAsync(tree, format, context, ct).ConfigureAwait(false);
         }
         catch (SourceException e) when (!readOnly && e.InnerException is UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"urldisk: {InfoVerb.DisplayFilename(spec)} is not writable; serving it read-only");
-            return await CliCommon.OpenAsync(spec, imageOpts, format, context with { Writable = false }, ct).ConfigureAwait(false);
+            return await ImageOpener.OpenAsync(tree, format, context with { Writable = false }, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>True when the image's own protocol node (not its backing chain) is a local file.</summary>
+    internal static bool IsLocalFile(OptionTree tree)
+    {
+        var node = tree.HasChild("file") ? tree.Child("file") : tree;
+        string? driver = node["driver"];
+        if (driver is not null && driver != "file")
+        {
+            return false;
+        }
+
+        string? name = node["filename"] ?? node["url"];
+        return name is not null && ImageOpener.SchemeOf(name) is null or "file";
     }
 
     private static Socket Listen(string? socketPath, string bind, int port, out string uri, string exportName)

@@ -116,6 +116,34 @@ public class ServeNbdInfoTests
     }
 
     [Fact]
+    public async Task Json_and_image_opts_specs_of_local_files_are_served_writable_unless_read_only()
+    {
+        using var dir = new NbdTempDir();
+        string image = dir.File("disk.raw");
+        NbdTool.CreateSparseFile(image, MiB);
+        string json = $$$"""json:{"driver":"raw","file":{"driver":"file","filename":"{{{image}}}"}}""";
+
+        await using (var serve = await ServeProcess.StartAsync("--socket", dir.File("s1"), json))
+        {
+            Assert.Contains("(read-write,", serve.Stderr);
+            Assert.Equal(0, await serve.StopAsync());
+        }
+
+        await using (var serve = await ServeProcess.StartAsync("--socket", dir.File("s2"), "--image-opts", $"driver=raw,file.driver=file,file.filename={image}"))
+        {
+            var export = JsonNode.Parse((await NbdTool.RunAsync("nbdinfo", ["--json", serve.Uri])).EnsureSuccess().Stdout)!["exports"]![0]!;
+            Assert.False((bool)export["is_read_only"]!);
+            Assert.Equal(0, await serve.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        }
+
+        await using (var serve = await ServeProcess.StartAsync("--socket", dir.File("s3"), "-r", "-f", "raw", image))
+        {
+            Assert.Contains("(read-only,", serve.Stderr);
+            Assert.Equal(0, await serve.StopAsync());
+        }
+    }
+
+    [Fact]
     public async Task Bad_options_fail_with_a_clear_message()
     {
         using var dir = new NbdTempDir();
