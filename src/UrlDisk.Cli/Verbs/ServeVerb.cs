@@ -70,6 +70,9 @@ internal static class ServeVerb
                 MaxConnections = sharedCount,
                 Persistent = r.GetValue(persistent),
                 Log = Console.Error,
+
+                // System.CommandLine ends the process 2 s after SIGINT/SIGTERM: finish in flight well before that.
+                ShutdownGrace = TimeSpan.FromSeconds(1.5),
             });
 
             using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);

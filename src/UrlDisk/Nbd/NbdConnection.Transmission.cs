@@ -37,7 +37,36 @@ internal sealed partial class NbdConnection
         {
             // NBD_CMD_DISC, end of stream, garbage or shutdown: finish what is in flight, then close.
             Finish();
-            await _drained.Task.ConfigureAwait(false);
+            await DrainAsync(stop).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Waits for the requests in flight. On shutdown the wait is bounded: replies a client does not read
+    /// would otherwise keep the server from ever exiting, so after the grace period the connection is cut.
+    /// </summary>
+    private async Task DrainAsync(CancellationToken stop)
+    {
+        var drained = _drained!.Task;
+        try
+        {
+            await drained.WaitAsync(stop).ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        try
+        {
+            await drained.WaitAsync(Options.ShutdownGrace).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Log($"cut after {Options.ShutdownGrace.TotalSeconds:0.#} s of shutdown with requests still in flight");
+            await _dead.CancelAsync().ConfigureAwait(false);
+            await _stream.DisposeAsync().ConfigureAwait(false);
+            await drained.ConfigureAwait(false);
         }
     }
 

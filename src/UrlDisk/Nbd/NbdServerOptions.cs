@@ -36,6 +36,9 @@ public sealed record NbdServerOptions
     /// <summary>A client that has not finished the handshake by then is dropped, so it cannot hold a slot forever.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>On shutdown, how long requests in flight may take before their connection is cut.</summary>
+    public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Where connection-level problems are reported (one line each); null to stay quiet.</summary>
     public TextWriter? Log { get; init; }
 }

@@ -144,6 +144,37 @@ public class ServeNbdInfoTests
     }
 
     [Fact]
+    public async Task Sigterm_exits_0_even_when_a_client_never_reads_its_replies()
+    {
+        using var dir = new NbdTempDir();
+        string image = dir.File("disk.raw");
+        NbdTool.CreateSparseFile(image, 64 * MiB, (0, 64 * MiB));
+        await using var serve = await ServeProcess.StartAsync("--socket", dir.File("s"), "--read-only", image);
+        await using var client = new RawNbdClient(await ConnectUnixAsync(dir.File("s")));
+        await client.HandshakeAsync();
+        var batch = new byte[8 * UrlDisk.Nbd.Wire.NbdRequest.CompactSize];
+        for (int i = 0; i < 8; i++)
+        {
+            new UrlDisk.Nbd.Wire.NbdRequest(0, UrlDisk.Nbd.Wire.NbdCommand.Read, (ulong)i, (ulong)(i % 2 * 32 * MiB), 32 * MiB)
+                .Write(batch.AsSpan(i * UrlDisk.Nbd.Wire.NbdRequest.CompactSize), extended: false);
+        }
+
+        await client.SendAsync(batch);
+        await Task.Delay(500);
+        var stopped = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(0, await serve.StopAsync());
+        Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(10), $"took {stopped.Elapsed}");
+        Assert.Contains("cut after", serve.Stderr);
+    }
+
+    private static async Task<System.Net.Sockets.Socket> ConnectUnixAsync(string path)
+    {
+        var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        await s.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+        return s;
+    }
+
+    [Fact]
     public async Task Bad_options_fail_with_a_clear_message()
     {
         using var dir = new NbdTempDir();
