@@ -9,7 +9,7 @@ set -euo pipefail
 MARKER=${1:?usage: build-boot-iso.sh MARKER}
 CACHE_ROOT=${URLDISK_BOOT_CACHE:-/tmp/urldisk-boot-iso}
 
-for tool in grub-mkrescue xorriso mformat busybox cpio gzip dpkg-deb apt-get apt-cache sha256sum; do
+for tool in flock grub-mkrescue xorriso mformat busybox cpio gzip dpkg-deb apt-get apt-cache sha256sum; do
     command -v "$tool" >/dev/null || { echo "build-boot-iso: missing tool '$tool' (install grub-pc-bin grub-common xorriso mtools busybox-static cpio)" >&2; exit 2; }
 done
 [ -d /usr/lib/grub/i386-pc ] || { echo "build-boot-iso: /usr/lib/grub/i386-pc missing (install grub-pc-bin)" >&2; exit 2; }
@@ -20,6 +20,15 @@ KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: li
 KVER=$(apt-cache policy "$KPKG" | awk '/Candidate:/{print $2}')
 KEY=$(printf '%s\n' "$MARKER" "$KPKG" "$KVER" "$(sha256sum "$(command -v busybox)")" "$(sha256sum "$0")" | sha256sum | cut -c1-16)
 OUT="$CACHE_ROOT/$KEY"
+if [ -s "$OUT/boot.iso" ]; then
+    echo "$OUT/boot.iso"
+    exit 0
+fi
+
+# One build at a time (tests may ask in parallel); whoever waited finds the ISO ready.
+mkdir -p "$CACHE_ROOT"
+exec 9>"$CACHE_ROOT/.lock"
+flock 9
 if [ -s "$OUT/boot.iso" ]; then
     echo "$OUT/boot.iso"
     exit 0
@@ -64,6 +73,6 @@ CFG
 grub-mkrescue -o boot.iso iso >&2 2>grub-mkrescue.log || { cat grub-mkrescue.log >&2; exit 1; }
 
 mkdir -p "$OUT"
-mv boot.iso "$OUT/boot.iso.tmp"
-mv "$OUT/boot.iso.tmp" "$OUT/boot.iso"
+mv boot.iso "$OUT/boot.iso.$$"
+mv "$OUT/boot.iso.$$" "$OUT/boot.iso"
 echo "$OUT/boot.iso"
