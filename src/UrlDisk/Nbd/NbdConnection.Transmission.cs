@@ -6,8 +6,9 @@ namespace UrlDisk.Nbd;
 
 /// <summary>
 /// The transmission phase: one loop reads requests and hands each to the thread pool; replies go out in the
-/// order they complete. In-flight requests and payload bytes are bounded, so a client that sends faster than
-/// the device answers is simply not read from until replies drain.
+/// order they complete. In-flight requests and payload bytes are bounded per connection and payload bytes
+/// across the server, so a client that sends faster than the device answers is simply not read from until
+/// replies drain.
 /// </summary>
 internal sealed partial class NbdConnection
 {
@@ -98,6 +99,16 @@ internal sealed partial class NbdConnection
 
                 long budget = request.Command is NbdCommand.Read or NbdCommand.Write ? (long)request.Length : 0;
                 await _bytes!.AcquireAsync(budget, stop).ConfigureAwait(false);
+                try
+                {
+                    await _export.ServerBytes.AcquireAsync(budget, stop).ConfigureAwait(false);
+                }
+                catch
+                {
+                    _bytes.Release(budget);
+                    throw;
+                }
+
                 byte[]? payload = null;
                 try
                 {
@@ -115,6 +126,7 @@ internal sealed partial class NbdConnection
                     }
 
                     _bytes.Release(budget);
+                    _export.ServerBytes.Release(budget);
                     throw;
                 }
 
@@ -226,6 +238,7 @@ internal sealed partial class NbdConnection
             }
 
             _bytes!.Release(budget);
+            _export.ServerBytes.Release(budget);
             _requestSlots!.Release();
             Finish();
         }

@@ -30,6 +30,9 @@ public sealed record NbdServerOptions
     /// <summary>READ/WRITE payload bytes one connection may hold in flight (at least <see cref="MaxPayload"/>).</summary>
     public long MaxInFlightBytes { get; init; } = 64 << 20;
 
+    /// <summary>READ/WRITE payload bytes all connections together may hold in flight (at least <see cref="MaxPayload"/>).</summary>
+    public long MaxServerInFlightBytes { get; init; } = 256 << 20;
+
     /// <summary>Longest option data accepted during the handshake; longer closes the connection.</summary>
     public int MaxOptionLength { get; init; } = 64 * 1024;
 

@@ -50,7 +50,9 @@ public class ServeNbdInfoTests
         using var dir = new NbdTempDir();
         string image = dir.File("disk.raw");
         NbdTool.CreateSparseFile(image, 4 * MiB, (0, 4096));
-        await using var serve = await ServeProcess.StartAsync("--socket", dir.File("s"), "--read-only", "--shared", "4", "--persistent", image);
+        string pidFile = dir.File("serve.pid");
+        await using var serve = await ServeProcess.StartAsync("--socket", dir.File("s"), "--read-only", "--shared", "4", "--persistent", "--pid-file", pidFile, image);
+        Assert.Equal(serve.Pid.ToString(), File.ReadAllText(pidFile).Trim());
 
         var export = JsonNode.Parse((await NbdTool.RunAsync("nbdinfo", ["--json", serve.Uri])).EnsureSuccess().Stdout)!["exports"]![0]!;
         Assert.True((bool)export["is_read_only"]!);
@@ -64,6 +66,7 @@ public class ServeNbdInfoTests
         Assert.Contains("export-size: 4194304", list.Stdout);
         Assert.False(serve.HasExited);
         Assert.Equal(0, await serve.StopAsync(ServeProcess.SigInt));
+        Assert.False(File.Exists(pidFile));
     }
 
     [Fact]
