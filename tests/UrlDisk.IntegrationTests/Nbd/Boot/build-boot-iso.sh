@@ -14,10 +14,25 @@ for tool in flock grub-mkrescue xorriso mformat busybox cpio gzip dpkg-deb apt-g
 done
 [ -d /usr/lib/grub/i386-pc ] || { echo "build-boot-iso: /usr/lib/grub/i386-pc missing (install grub-pc-bin)" >&2; exit 2; }
 
-# The metapackage names the current kernel package.
-KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
-[ -n "$KPKG" ] || { echo "build-boot-iso: apt-cache knows no linux-image-cloud-amd64 (run apt-get update)" >&2; exit 2; }
-KVER=$(apt-cache policy "$KPKG" | awk '/Candidate:/{print $2}')
+# The metapackage names the current kernel package. Package lists may be missing or stale on a fresh
+# machine: refresh them once (as root) and ask again.
+resolve_kernel() {
+    KPKG=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    KVER=""
+    if [ -n "$KPKG" ]; then
+        KVER=$(apt-cache policy "$KPKG" | awk '/Candidate:/{print $2}')
+    fi
+}
+refresh_lists() {
+    [ "$(id -u)" = 0 ] || { echo "build-boot-iso: package lists need 'apt-get update' (as root)" >&2; exit 2; }
+    apt-get update -qq >&2
+}
+resolve_kernel
+if [ -z "$KPKG" ] || [ -z "$KVER" ] || [ "$KVER" = "(none)" ]; then
+    refresh_lists
+    resolve_kernel
+fi
+[ -n "$KPKG" ] || { echo "build-boot-iso: apt knows no linux-image-cloud-amd64" >&2; exit 2; }
 KEY=$(printf '%s\n' "$MARKER" "$KPKG" "$KVER" "$(sha256sum "$(command -v busybox)")" "$(sha256sum "$0")" | sha256sum | cut -c1-16)
 OUT="$CACHE_ROOT/$KEY"
 if [ -s "$OUT/boot.iso" ]; then
@@ -40,7 +55,12 @@ cd "$WORK"
 
 # apt-get download writes into the current directory; _apt cannot write to a private temp dir, so allow it.
 chmod 0777 "$WORK"
-apt-get download -q "$KPKG" >&2
+if ! apt-get download -q "$KPKG" >&2; then
+    # The lists named a version the archive no longer has.
+    refresh_lists
+    resolve_kernel
+    apt-get download -q "$KPKG" >&2
+fi
 dpkg-deb -x ./*.deb kernel
 VMLINUZ=$(ls kernel/boot/vmlinuz-*)
 
