@@ -25,7 +25,7 @@ internal static class ServeVerb
         var description = new Option<string?>("--description", "-D") { Description = "Human-readable description of the export" };
         var readOnly = new Option<bool>("--read-only", "-r") { Description = "Export read-only (remote sources always are)" };
         var copyOnRead = new Option<bool>("--copy-on-read") { Description = "Copy data read from a backing file into the image (qcow2 overlays)" };
-        var shared = new Option<int>("--shared", "-e") { Description = "Clients served at once; 0 means no limit (default 1, as qemu-nbd)", DefaultValueFactory = _ => 1 };
+        var shared = new Option<int>("--shared", "-e") { Description = "Clients served at once, as qemu-nbd (0: up to 1024); more than 1 also advertises multi-conn", DefaultValueFactory = _ => 1 };
         var persistent = new Option<bool>("--persistent", "-t") { Description = "Keep serving after the last client disconnects" };
         var pidFile = new Option<string?>("--pid-file") { Description = "Write the process id to this file once listening" };
         var format = CliCommon.Format();
@@ -41,9 +41,9 @@ internal static class ServeVerb
             int tcpPort = r.GetValue(port);
             int sharedCount = r.GetValue(shared);
             string name = r.GetValue(exportName) ?? "";
-            if (socketPath is not null && r.GetResult(bind) is { Implicit: false })
+            if (socketPath is not null && (r.GetResult(bind) is { Implicit: false } || r.GetResult(port) is { Implicit: false }))
             {
-                throw new OptionException("--socket and --bind exclude each other; give one");
+                throw new OptionException("--socket and --bind/--port exclude each other; give one");
             }
 
             if (tcpPort is < 0 or > 65535)

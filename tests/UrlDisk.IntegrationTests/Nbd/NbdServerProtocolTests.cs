@@ -117,6 +117,22 @@ public class NbdServerProtocolTests
     }
 
     [Fact]
+    public async Task Abort_is_acknowledged_and_the_connection_closes()
+    {
+        using var dir = new NbdTempDir();
+        var (server, _) = await StartAsync(dir);
+        await using var s = server;
+        await using var c = new RawNbdClient(await server.ConnectAsync());
+        await c.ReadGreetingAsync();
+        await c.SendAsync([0, 0, 0, 3]);
+        await c.SendOptionAsync(NbdOption.Abort, []);
+        var (h, data) = await c.ReadOptionReplyAsync();
+        Assert.Equal(new OptionReplyHeader(NbdOption.Abort, NbdOptionReplyType.Ack, 0), h);
+        Assert.Empty(data);
+        Assert.True(await c.IsClosedByServerAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task Pipelined_requests_all_get_replies_and_disc_finishes_them()
     {
         using var dir = new NbdTempDir();

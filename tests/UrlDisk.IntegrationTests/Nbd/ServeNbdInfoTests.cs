@@ -187,7 +187,7 @@ public class ServeNbdInfoTests
 
         var both = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("s"), "--bind", "127.0.0.1", image]);
         Assert.Equal(1, both.ExitCode);
-        Assert.Contains("--socket and --bind", both.Stderr);
+        Assert.Contains("--socket and --bind/--port", both.Stderr);
 
         File.WriteAllText(dir.File("taken"), "not a socket");
         var taken = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("taken"), image]);
