@@ -71,8 +71,8 @@ internal static class ServeVerb
                 Persistent = r.GetValue(persistent),
                 Log = Console.Error,
 
-                // System.CommandLine ends the process 2 s after SIGINT/SIGTERM: finish in flight well before that.
-                ShutdownGrace = TimeSpan.FromSeconds(1.5),
+                // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.
+                ShutdownGrace = TimeSpan.FromSeconds(20),
             });
 
             using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);
