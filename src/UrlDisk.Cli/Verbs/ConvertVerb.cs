@@ -20,10 +20,11 @@ internal static class ConvertVerb
         var noCreate = new Option<bool>("-n") { Description = "Write into an existing target instead of creating it" };
         var parallel = new Option<int>("--parallel", "-m") { Description = "Reads in flight (default 8)", DefaultValueFactory = _ => 8 };
         var sparse = new Option<string>("-S") { Description = "Zero runs of this size or more are not written (0 = write everything); default 4k", DefaultValueFactory = _ => "4k" };
+        var cache = new Option<string>("-t") { Description = "Cache mode of the output, as qemu-img: unsafe (default: no flush at the end), writeback, writethrough, directsync, none (flush to disk before finishing)", DefaultValueFactory = _ => "unsafe" };
         var copyOnRead = new Option<bool>("--copy-on-read") { Description = "Write data read from a backing chain into the overlay" };
         var cmd = new Command("convert", "Convert or copy an image into a local file")
         {
-            source, target, format, imageOpts, outputFormat, progress, noCreate, parallel, sparse, copyOnRead,
+            source, target, format, imageOpts, outputFormat, progress, noCreate, parallel, sparse, cache, copyOnRead,
         };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
@@ -44,9 +45,15 @@ internal static class ConvertVerb
                 throw new OptionException($"-S {r.GetValue(sparse)}: must be 0 or a multiple of 512 (sizes take k/M suffixes)");
             }
 
+            bool sync = r.GetValue(cache) switch
+            {
+                "unsafe" => false,
+                "writeback" or "writethrough" or "directsync" or "none" => true,
+                var other => throw new OptionException($"-t {other}: unknown cache mode; allowed: unsafe, writeback, writethrough, directsync, none"),
+            };
             var context = new OpenContext { CopyOnRead = r.GetValue(copyOnRead), Writable = r.GetValue(copyOnRead) };
             await using var image = await CliCommon.OpenAsync(r.GetValue(source)!, r.GetValue(imageOpts), r.GetValue(format), context, ct).ConfigureAwait(false);
-            await using var output = RawFileTarget.Create(r.GetValue(target)!, image.Length, r.GetValue(noCreate));
+            await using var output = RawFileTarget.Create(r.GetValue(target)!, image.Length, r.GetValue(noCreate), sync);
             using var bar = r.GetValue(progress) ? new ProgressBar(image.Length) : null;
             var copier = new ImageCopier
             {

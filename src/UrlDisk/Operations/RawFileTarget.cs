@@ -25,6 +25,9 @@ public sealed class RawFileTarget : BlockDevice
         Info = new BlockDeviceInfo { Driver = "raw", DisplayName = path, CanWrite = true, CanWriteZeroes = true, CanFlush = true };
     }
 
+    /// <summary>Flush to disk when the copy ends (<c>-t writeback</c>); qemu-img's default for convert, <c>unsafe</c>, leaves it to the page cache.</summary>
+    public bool SyncOnFlush { get; init; }
+
     /// <summary>True when the target reads as zeros before anything is written.</summary>
     public bool IsZeroed { get; }
 
@@ -33,7 +36,7 @@ public sealed class RawFileTarget : BlockDevice
     public override BlockDeviceInfo Info { get; }
 
     /// <summary>Creates the target of <paramref name="length"/> bytes. <paramref name="existing"/> is qemu-img's <c>-n</c>.</summary>
-    public static RawFileTarget Create(string path, long length, bool existing)
+    public static RawFileTarget Create(string path, long length, bool existing, bool sync = false)
     {
         bool isDevice = System.IO.File.Exists(path) && !IsRegularFile(path);
         if (existing || isDevice)
@@ -51,7 +54,7 @@ public sealed class RawFileTarget : BlockDevice
                 throw new UrlDiskException($"'{path}' is {have} bytes, smaller than the image ({length} bytes)");
             }
 
-            return new RawFileTarget(h, path, null, length, zeroed: false);
+            return new RawFileTarget(h, path, null, length, zeroed: false) { SyncOnFlush = sync };
         }
 
         string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
@@ -73,7 +76,7 @@ public sealed class RawFileTarget : BlockDevice
             throw;
         }
 
-        return new RawFileTarget(handle, path, temp, length, zeroed: true);
+        return new RawFileTarget(handle, path, temp, length, zeroed: true) { SyncOnFlush = sync };
     }
 
     /// <summary>Device nodes (/dev/null, block devices) are written in place: they cannot be renamed over.</summary>
@@ -92,7 +95,7 @@ public sealed class RawFileTarget : BlockDevice
 
     public override ValueTask FlushAsync(CancellationToken cancellationToken = default)
     {
-        if (_tempPath is not null)
+        if (SyncOnFlush)
         {
             RandomAccess.FlushToDisk(_handle);
         }
