@@ -152,12 +152,32 @@ public class Qcow2RobustnessTests
     }
 
     [Fact]
-    public async Task Dirty_or_corrupt_image_still_reads_read_only_but_refuses_writing()
+    public async Task Dirty_image_opened_for_writing_is_repaired_and_marked_clean()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "qcow2", "-o", "lazy_refcounts=on", "lazy.qcow2", "4M");
+        q.Io("-c", "write -P 5 0 1M", "lazy.qcow2");
+        var bytes = File.ReadAllBytes(q.PathOf("lazy.qcow2"));
+        // Dirty, with a stale refcount (a leak on the refcount table cluster).
+        BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(72), Qcow2Features.Dirty);
+        BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan((2 * 65536) + 2), 2);
+        await File.WriteAllBytesAsync(q.PathOf("lazy.qcow2"), bytes);
+        await using (var image = await ImageOpener.OpenAsync(q.PathOf("lazy.qcow2"), null, new OpenContext { Writable = true }))
+        {
+            await image.WriteAsync(2 << 20, new byte[] { 9, 9, 9 });
+        }
+
+        q.Img("check", "lazy.qcow2");
+        Assert.DoesNotContain("dirty", q.Img("info", "lazy.qcow2"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Corrupt_image_still_reads_read_only_but_refuses_writing()
     {
         using var q = new QemuTools();
         var bytes = MakeImage(q, "d.qcow2");
         var expected = q.QemuRaw("d.qcow2");
-        foreach (ulong bit in new[] { Qcow2Features.Dirty, Qcow2Features.Corrupt })
+        foreach (ulong bit in new[] { Qcow2Features.Dirty | Qcow2Features.Corrupt, Qcow2Features.Corrupt })
         {
             var copy = (byte[])bytes.Clone();
             BinaryPrimitives.WriteUInt64BigEndian(copy.AsSpan(72), bit);

@@ -122,9 +122,26 @@ public sealed partial class Qcow2Image : BlockDevice
         var l1 = await ReadL1Async(file, (long)h.L1TableOffset, (int)h.L1Size, cancellationToken).ConfigureAwait(false);
         var snapshots = await ReadSnapshotsAsync(file, h, cancellationToken).ConfigureAwait(false);
         FileSource? writable = context.Writable && file is FileSource fs && fs.Info.CanWrite ? fs : null;
-        if (writable is not null && (h.IsCorrupt || h.IsDirty))
+        if (writable is not null && h.IsCorrupt)
         {
-            throw new ImageFormatException($"qcow2: the image is marked {(h.IsCorrupt ? "corrupt" : "dirty")}; open it read-only or repair it with 'check -r all'");
+            throw new ImageFormatException("qcow2: the image is marked corrupt; open it read-only or repair it with 'check -r all'");
+        }
+
+        if (writable is not null && h.IsDirty)
+        {
+            // As QEMU: refcounts of a dirty image may be stale; rebuild them before writing, then clear the bit.
+            var check = await Qcow2Checker.CheckAsync(writable, "all", cancellationToken).ConfigureAwait(false);
+            if (check.Corruptions > 0)
+            {
+                throw new ImageFormatException($"qcow2: the image is dirty and {check.Corruptions} problems remain after repair; open it read-only");
+            }
+
+            h = h with { IncompatibleFeatures = h.IncompatibleFeatures & ~Qcow2Features.Dirty };
+            hc = hc with { Header = h };
+            var field = new byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(field, h.IncompatibleFeatures);
+            await writable.WriteAtAsync(72, field, cancellationToken).ConfigureAwait(false);
+            await writable.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
 
         var image = new Qcow2Image(file, hc, l1, snapshots, context, writable);
