@@ -30,7 +30,7 @@ internal static class InfoVerb
 
             if (outputFormat == "json")
             {
-                Console.Out.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                Console.Out.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             }
             else
             {
@@ -86,7 +86,8 @@ internal static class InfoVerb
             ["filename"] = filename,
             ["format"] = image.Info.Driver,
         };
-        if (image.Info.Details.Count > 0)
+        bool topIsSource = image.Info.Details.ContainsKey("protocol");
+        if (image.Info.Details.Count > 0 && !topIsSource)
         {
             o["format-specific"] = ToJson(image.Info.Details);
         }
@@ -98,15 +99,11 @@ internal static class InfoVerb
             source = child;
         }
 
-        if (!ReferenceEquals(source, image) || image.Info.Details.ContainsKey("protocol"))
+        if (!ReferenceEquals(source, image) || topIsSource)
         {
             var s = ToJson(source.Info.Details);
             s["size"] = source.Length;
             o["source"] = s;
-            if (ReferenceEquals(source, image))
-            {
-                o.Remove("format-specific");
-            }
         }
 
         return o;

@@ -15,7 +15,8 @@ public static partial class Redact
         return SecretValue().Replace(s, m => m.Groups[1].Value + "***");
     }
 
-    [GeneratedRegex(@"([A-Za-z][A-Za-z0-9+.\-]*://)[^/@\s""?#]*@")]
+    // Greedy up to the last '@' before the path, as URL parsers read it: a password may hold a raw '@'.
+    [GeneratedRegex(@"([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s""?#]*@")]
     private static partial Regex UserInfo();
 
     [GeneratedRegex(@"((?:password|proxy-password|cookie)""?\s*[:=]\s*""?)[^"",}]*", RegexOptions.IgnoreCase)]
