@@ -17,7 +17,7 @@ public sealed class Qcow2Checker
     private readonly int _l2Bits;
     private readonly bool _extended;
     private readonly List<string> _messages = [];
-    private ulong[] _computed = [];
+    private uint[] _computed = [];
     private int _corruptions;
     private long _allocated, _fragmented, _compressed, _nextContiguous;
 
@@ -69,7 +69,7 @@ public sealed class Qcow2Checker
     private async ValueTask<Qcow2CheckResult> RunAsync(CancellationToken ct)
     {
         long fileClusters = (_file.Length + _cs - 1) / _cs;
-        _computed = new ulong[fileClusters];
+        _computed = new uint[fileClusters];
         Reference(0, _cs, "header");
 
         // Active L1/L2 tables and data; fragmentation and allocation figures come from these.
@@ -330,7 +330,10 @@ public sealed class Qcow2Checker
                 return;
             }
 
-            _computed[c]++;
+            if (_computed[c] < uint.MaxValue)
+            {
+                _computed[c]++;
+            }
         }
     }
 

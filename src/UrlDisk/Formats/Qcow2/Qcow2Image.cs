@@ -106,15 +106,21 @@ public sealed partial class Qcow2Image : BlockDevice
             throw new ImageFormatException("qcow2: " + error);
         }
 
-        if (header.ClusterSize > headLength && file.Length > headLength)
-        {
-            head = new byte[(int)Math.Min(file.Length, header.ClusterSize)];
-            await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
-        }
-
+        // Extensions and the backing name almost always fit in the first 64 KiB: read the rest of a large
+        // cluster 0 only when they do not.
         if (!Qcow2HeaderCluster.TryRead(head.AsSpan(0, (int)Math.Min(head.Length, header.ClusterSize)), out var hc, out error))
         {
-            throw new ImageFormatException("qcow2: " + error);
+            if (header.ClusterSize <= headLength || file.Length <= headLength)
+            {
+                throw new ImageFormatException("qcow2: " + error);
+            }
+
+            head = new byte[(int)Math.Min(file.Length, header.ClusterSize)];
+            await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
+            if (!Qcow2HeaderCluster.TryRead(head, out hc, out error))
+            {
+                throw new ImageFormatException("qcow2: " + error);
+            }
         }
 
         Validate(hc, file.Length);
