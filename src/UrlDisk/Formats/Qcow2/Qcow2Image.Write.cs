@@ -383,8 +383,10 @@ public sealed partial class Qcow2Image
     {
         long cursor = _compressedCursor;
         long cursorCluster = cursor >> ClusterBits;
+        // Share the last cluster while it has room and its refcount can count one more user (narrow refcounts fill up).
+        ulong users = cursor == 0 ? 0 : await Refcounts.GetAsync(cursorCluster, cancellationToken).ConfigureAwait(false);
         if (cursor != 0 && (cursor & (ClusterSize - 1)) != 0 && (cursor & (ClusterSize - 1)) + length <= ClusterSize
-            && await Refcounts.GetAsync(cursorCluster, cancellationToken).ConfigureAwait(false) > 0)
+            && users > 0 && users < Refcounts.MaxRefcount)
         {
             await Refcounts.UpdateAsync(cursorCluster, 1, 1, cancellationToken).ConfigureAwait(false);
             _compressedCursor = cursor + length;
