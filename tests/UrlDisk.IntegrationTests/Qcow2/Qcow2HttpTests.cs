@@ -74,4 +74,15 @@ public class Qcow2HttpTests
         // qemu would open the (gone) backing file; check the overlay on its own.
         q.Img("check", "json:{\"driver\":\"qcow2\",\"backing\":null,\"file\":{\"driver\":\"file\",\"filename\":\"overlay.qcow2\"}}");
     }
+
+    [Fact]
+    public async Task Remote_image_naming_a_local_backing_file_is_refused()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "qcow2", "-b", "/etc/hostname", "-F", "raw", "-u", "evil.qcow2", "1M");
+        await using var nginx = await NginxServer.StartAsync();
+        string url = nginx.HttpUrl(nginx.Put("evil/evil.qcow2", File.ReadAllBytes(q.PathOf("evil.qcow2"))));
+        var e = await Assert.ThrowsAsync<ImageFormatException>(async () => await ImageOpener.OpenAsync(url));
+        Assert.Contains("local backing file", e.Message, StringComparison.Ordinal);
+    }
 }

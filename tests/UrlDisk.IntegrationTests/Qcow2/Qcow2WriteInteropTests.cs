@@ -31,9 +31,23 @@ public class Qcow2WriteInteropTests
         q.Img("check", "new.qcow2");
     }
 
+    public static TheoryData<string, bool> OptionsWithAndWithoutBacking()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (var o in Options)
+        {
+            data.Add(o, true);
+        }
+
+        data.Add("compat=0.10", false);
+        data.Add("", false);
+        data.Add("extended_l2=on", false);
+        return data;
+    }
+
     [Theory]
-    [MemberData(nameof(Options))]
-    public async Task Random_writes_zeroes_and_discards_match_a_model_and_qemu(string options)
+    [MemberData(nameof(OptionsWithAndWithoutBacking))]
+    public async Task Random_writes_zeroes_and_discards_match_a_model_and_qemu(string options, bool withBacking)
     {
         using var q = new QemuTools();
         const long size = 6L << 20;
@@ -41,10 +55,15 @@ public class Qcow2WriteInteropTests
         q.Img("create", "-f", "raw", "base.raw", size.ToString(System.Globalization.CultureInfo.InvariantCulture));
         q.Io("-f", "raw", "-c", "write -P 0xbb 0 6M", "base.raw");
         var model = File.ReadAllBytes(q.PathOf("base.raw"));
-        var opts = Qcow2CreateOptions.Parse(options) with { BackingFile = "base.raw", BackingFormat = "raw" };
+        var opts = Qcow2CreateOptions.Parse(options) with { BackingFile = withBacking ? "base.raw" : null, BackingFormat = withBacking ? "raw" : null };
+        if (!withBacking)
+        {
+            model.AsSpan().Clear();
+        }
+
         await using (var image = await Qcow2Creator.CreateAndOpenAsync(q.PathOf("top.qcow2"), size, opts))
         {
-            var rnd = new Random(options.GetHashCode(StringComparison.Ordinal) & 0xffff);
+            var rnd = new Random(options.Sum(c => c) + (withBacking ? 1 : 0));
             for (int op = 0; op < 300; op++)
             {
                 long offset = rnd.NextInt64(size - 1);

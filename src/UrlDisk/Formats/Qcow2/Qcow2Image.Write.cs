@@ -255,7 +255,24 @@ public sealed partial class Qcow2Image
                 continue;
             }
 
-            if (!IsV3 && hasBacking)
+            // Version 2 has no zero flag: without a backing file an unallocated cluster reads as zeros;
+            // otherwise (or to keep the allocation) zeros are written.
+            if (!IsV3 && whole && !hasBacking && !keepAllocated)
+            {
+                var (t2, t2Offset) = await GetWritableL2Async(l1Index, cancellationToken).ConfigureAwait(false);
+                var previous = ReadEntry(t2, index);
+                if (previous.Raw != 0)
+                {
+                    SetEntry(t2, index, new L2Entry(0), 0);
+                    await WriteEntriesAsync(t2, t2Offset, index, 1, cancellationToken).ConfigureAwait(false);
+                    await ReleaseAsync(previous, cancellationToken).ConfigureAwait(false);
+                }
+
+                offset = clusterEnd;
+                continue;
+            }
+
+            if (!IsV3)
             {
                 if (!discard)
                 {
