@@ -62,6 +62,13 @@ public class Qcow2CliTests
         Assert.Equal(0, Urldisk(q, "check", "-r", "all", "img.qcow2").Exit);
         q.Img("check", "img.qcow2");
 
+        // Persistent bitmaps are counted: no false leaks (and so -r leaks would not free them).
+        q.Img("create", "-f", "qcow2", "bm.qcow2", "16M");
+        q.Img("bitmap", "--add", "bm.qcow2", "b0");
+        q.Img("bitmap", "--add", "-g", "512", "bm.qcow2", "b1");
+        q.Io("-c", "write -P 2 2M 1M", "bm.qcow2");
+        Assert.Equal(0, Urldisk(q, "check", "bm.qcow2").Exit);
+
         // A raw image has no checks.
         q.Img("create", "-f", "raw", "r.raw", "1M");
         Assert.Equal(63, Urldisk(q, "check", "r.raw").Exit);

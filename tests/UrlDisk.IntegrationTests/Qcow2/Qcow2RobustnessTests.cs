@@ -38,6 +38,7 @@ public class Qcow2RobustnessTests
         if (kind == "plain")
         {
             q.Img("snapshot", "-c", "s", kind + ".qcow2");
+            q.Img("bitmap", "--add", kind + ".qcow2", "dirty-map");
             original = File.ReadAllBytes(q.PathOf(kind + ".qcow2"));
         }
 
