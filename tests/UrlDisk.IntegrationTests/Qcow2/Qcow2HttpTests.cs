@@ -85,4 +85,23 @@ public class Qcow2HttpTests
         var e = await Assert.ThrowsAsync<ImageFormatException>(async () => await ImageOpener.OpenAsync(url));
         Assert.Contains("local backing file", e.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Prefetch_through_the_chain_makes_later_reads_free()
+    {
+        using var q = new QemuTools();
+        MakeChain(q);
+        await using var nginx = await NginxServer.StartAsync();
+        foreach (var f in new[] { "dir/top.qcow2", "dir/mid.qcow2", "dir/lower/base.qcow2" })
+        {
+            nginx.Put("pf/" + f, File.ReadAllBytes(q.PathOf(f)));
+        }
+
+        var expected = q.QemuRaw("dir/top.qcow2");
+        await using var image = await ImageOpener.OpenAsync(nginx.HttpUrl("/pf/dir/top.qcow2"));
+        await image.PrefetchAsync(0, image.Length);
+        int before = (await nginx.SettledRequestsAsync("/pf/")).Count;
+        QemuTools.AssertSameBytes(expected, await QemuTools.ReadAllAsync(image));
+        Assert.Equal(before, (await nginx.SettledRequestsAsync("/pf/")).Count);
+    }
 }

@@ -202,6 +202,48 @@ public sealed partial class Qcow2Image
         return cluster;
     }
 
+    /// <summary>NBD CACHE: passes the host ranges behind the guest range (and unallocated parts to the backing file) down.</summary>
+    public override async ValueTask PrefetchAsync(long offset, long length, CancellationToken cancellationToken = default)
+    {
+        CheckRange(offset, length);
+        long end = offset + length;
+        while (offset < end)
+        {
+            var run = await MapForIoAsync(offset, end - offset, cancellationToken).ConfigureAwait(false);
+            switch (run.Kind)
+            {
+                case ClusterKind.Normal:
+                    long n = Math.Min(run.Length, Math.Max(0, _file.Length - run.HostOffset));
+                    if (n > 0)
+                    {
+                        await _file.PrefetchAsync(run.HostOffset, n, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    break;
+                case ClusterKind.Compressed:
+                    var d = CompressedDescriptor.Decode(run.L2Raw, ClusterBits);
+                    long c = Math.Min(d.MaxCompressedLength, Math.Max(0, _file.Length - d.HostOffset));
+                    if (c > 0)
+                    {
+                        await _file.PrefetchAsync(d.HostOffset, c, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    break;
+                case ClusterKind.Unallocated:
+                    var backing = await GetBackingAsync(cancellationToken).ConfigureAwait(false);
+                    long b = backing is null ? 0 : Math.Clamp(backing.Length - offset, 0, run.Length);
+                    if (b > 0)
+                    {
+                        await backing!.PrefetchAsync(offset, b, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    break;
+            }
+
+            offset += run.Length;
+        }
+    }
+
     protected override async ValueTask<IReadOnlyList<Extent>> GetExtentsCoreAsync(long offset, long length, CancellationToken cancellationToken)
     {
         var list = new List<Extent>();
