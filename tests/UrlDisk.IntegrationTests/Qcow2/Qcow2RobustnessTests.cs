@@ -113,6 +113,62 @@ public class Qcow2RobustnessTests
         Assert.True(total.Elapsed < TimeSpan.FromMinutes(2));
     }
 
+    [Theory]
+    [InlineData("-o;cluster_size=4096")]
+    [InlineData("-c;-o;cluster_size=4096")]
+    [InlineData("-o;extended_l2=on,cluster_size=16384")]
+    public async Task Writing_into_corrupted_images_gives_errors_not_crashes(string options)
+    {
+        using var q = new QemuTools();
+        var original = MakeImage(q, "w.qcow2", options.Split(';'));
+        Assert.True(Qcow2HeaderCluster.TryRead(original, out var hc, out _));
+        long l1 = (long)hc.Header.L1TableOffset;
+        long firstL2 = (long)(BinaryPrimitives.ReadUInt64BigEndian(original.AsSpan((int)l1)) & Qcow2Entries.OffsetMask);
+        var regions = new (long Start, int Length)[] { (0, 112), (l1, 64), (firstL2, 1024), ((long)hc.Header.RefcountTableOffset, 32), (2 * 4096, 4096) };
+        var rnd = new Random(options.Length);
+        string path = q.PathOf("mutated.qcow2");
+        for (int i = 0; i < 300; i++)
+        {
+            var bytes = (byte[])original.Clone();
+            var (start, length) = regions[rnd.Next(regions.Length)];
+            length = (int)Math.Min(length, bytes.Length - start);
+            for (int f = rnd.Next(1, 3); f > 0; f--)
+            {
+                bytes[start + rnd.Next(length)] ^= (byte)(1 << rnd.Next(8));
+            }
+
+            await File.WriteAllBytesAsync(path, bytes);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await using var image = await ImageOpener.OpenAsync(path, "qcow2", new OpenContext { Writable = true }, cts.Token);
+                for (int op = 0; op < 6 && image.Length > 140_000; op++)
+                {
+                    long offset = rnd.NextInt64(image.Length - 70_000);
+                    switch (op % 3)
+                    {
+                        case 0: await image.WriteAsync(offset, new byte[rnd.Next(1, 70_000)], cancellationToken: cts.Token); break;
+                        case 1: await image.WriteZeroesAsync(offset, rnd.Next(1, 70_000), cancellationToken: cts.Token); break;
+                        default: await image.TrimAsync(offset, rnd.Next(1, 70_000), cts.Token); break;
+                    }
+                }
+
+                await image.ReadAsync(0, new byte[Math.Min(image.Length, 1 << 20)], cts.Token);
+            }
+            catch (UrlDiskException)
+            {
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"case {i} took longer than 10 s");
+            }
+            catch (Exception e)
+            {
+                Assert.Fail($"case {i}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
+            }
+        }
+    }
+
     private static async Task ExerciseAsync(byte[] bytes, string dir, CancellationToken ct)
     {
         var context = new OpenContext { BaseLocation = Path.Combine(dir, "mutated.qcow2") };
