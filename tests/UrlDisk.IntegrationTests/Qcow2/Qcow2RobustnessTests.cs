@@ -251,6 +251,29 @@ public class Qcow2RobustnessTests
     }
 
     [Fact]
+    public async Task Data_entry_pointing_at_metadata_marks_the_image_corrupt_instead_of_overwriting_it()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "qcow2", "o.qcow2", "1M");
+        q.Io("-c", "write -P 1 0 64k", "o.qcow2");
+        var bytes = File.ReadAllBytes(q.PathOf("o.qcow2"));
+        Assert.True(Qcow2HeaderCluster.TryRead(bytes, out var hc, out _));
+        long l2 = (long)(BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan((int)hc.Header.L1TableOffset)) & Qcow2Entries.OffsetMask);
+        // L2 entry 0 now says: data in the L1 table's cluster, COPIED (a write there would destroy the L1 table).
+        BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan((int)l2), Qcow2Entries.Copied | hc.Header.L1TableOffset);
+        await File.WriteAllBytesAsync(q.PathOf("o.qcow2"), bytes);
+        await using (var image = await ImageOpener.OpenAsync(q.PathOf("o.qcow2"), null, new OpenContext { Writable = true }))
+        {
+            var e = await Assert.ThrowsAsync<ImageFormatException>(async () => await image.WriteAsync(0, new byte[512]));
+            Assert.Contains("L1 table", e.Message, StringComparison.Ordinal);
+        }
+
+        var after = File.ReadAllBytes(q.PathOf("o.qcow2"));
+        Assert.Equal(bytes.AsSpan((int)hc.Header.L1TableOffset, 8).ToArray(), after.AsSpan((int)hc.Header.L1TableOffset, 8).ToArray());
+        Assert.Contains("corrupt: true", q.Img("info", "o.qcow2"), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Reading_a_remote_style_image_costs_few_metadata_requests()
     {
         using var q = new QemuTools();

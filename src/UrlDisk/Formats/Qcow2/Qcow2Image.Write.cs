@@ -153,8 +153,37 @@ public sealed partial class Qcow2Image
         buffer.Span[n..].Clear();
     }
 
+    /// <summary>
+    /// As QEMU's overlap check: data must never land on the header, L1 table, refcount table or snapshot table.
+    /// A corrupt entry that points there marks the image corrupt (v3) and fails the write.
+    /// </summary>
+    private async ValueTask CheckNotMetadataAsync(long host, string what, CancellationToken cancellationToken)
+    {
+        var h = Header;
+        bool Overlaps(ulong start, long bytes) => bytes > 0 && host + ClusterSize > (long)start && host < (long)start + bytes;
+        string? hit = host < ClusterSize ? "the header"
+            : Overlaps(h.L1TableOffset, h.L1Size * 8L) ? "the L1 table"
+            : Overlaps(h.RefcountTableOffset, h.RefcountTableClusters * (long)ClusterSize) ? "the refcount table"
+            : h.SnapshotCount > 0 && Overlaps(h.SnapshotsOffset, Snapshots.Sum(s => (long)s.StoredLength)) ? "the snapshot table"
+            : null;
+        if (hit is null)
+        {
+            return;
+        }
+
+        if (IsV3)
+        {
+            var field = new byte[8];
+            BinaryPrimitives.WriteUInt64BigEndian(field, h.IncompatibleFeatures | Qcow2Features.Corrupt);
+            await _writableFile!.WriteAtAsync(72, field, cancellationToken).ConfigureAwait(false);
+        }
+
+        throw new ImageFormatException($"qcow2: {what} at host offset {host} overlaps {hit}; the image is corrupt (marked so) and the write was refused");
+    }
+
     private async ValueTask WriteInPlaceAsync(ulong[] table, long tableOffset, int index, L2Entry entry, long pos, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        await CheckNotMetadataAsync(entry.HostOffset, "a data cluster", cancellationToken).ConfigureAwait(false);
         long within = pos & (ClusterSize - 1);
         if (!ExtendedL2)
         {
@@ -427,6 +456,7 @@ public sealed partial class Qcow2Image
         var l1 = new L1Entry(_l1[l1Index]);
         if (l1.L2Offset != 0 && l1.IsCopied)
         {
+            await CheckNotMetadataAsync(l1.L2Offset, "an L2 table", cancellationToken).ConfigureAwait(false);
             return (await GetL2TableAsync(l1.L2Offset, l1Index, cancellationToken).ConfigureAwait(false), l1.L2Offset);
         }
 
