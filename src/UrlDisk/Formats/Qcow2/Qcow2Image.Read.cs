@@ -1,3 +1,5 @@
+using System.Buffers;
+
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>Reads and allocation status.</summary>
@@ -134,20 +136,28 @@ public sealed partial class Qcow2Image
         }
 
         CheckCompressedOffset(d0.HostOffset);
-        var bytes = new byte[Math.Min(hostEnd, _file.Length) - hostStart];
-        await _file.ReadAsync(hostStart, bytes, cancellationToken).ConfigureAwait(false);
+        int total = (int)(Math.Min(hostEnd, _file.Length) - hostStart);
+        var bytes = ArrayPool<byte>.Shared.Rent(total);
         byte[] last = [];
-        foreach (var (raw, bufferOffset, length) in group)
+        try
         {
-            var d = CompressedDescriptor.Decode(raw, ClusterBits);
-            int start = (int)(d.HostOffset - hostStart);
-            if (start >= bytes.Length)
+            await _file.ReadAsync(hostStart, bytes.AsMemory(0, total), cancellationToken).ConfigureAwait(false);
+            foreach (var (raw, bufferOffset, length) in group)
             {
-                CheckCompressedOffset(_file.Length);
-            }
+                var d = CompressedDescriptor.Decode(raw, ClusterBits);
+                int start = (int)(d.HostOffset - hostStart);
+                if (start >= total)
+                {
+                    CheckCompressedOffset(_file.Length);
+                }
 
-            last = Decompress(d, bytes.AsMemory(start, Math.Min(d.MaxCompressedLength, bytes.Length - start)));
-            last.AsSpan((int)((offset + bufferOffset) & (ClusterSize - 1)), length).CopyTo(buffer.Span[bufferOffset..]);
+                last = Decompress(d, bytes.AsMemory(start, Math.Min(d.MaxCompressedLength, total - start)));
+                last.AsSpan((int)((offset + bufferOffset) & (ClusterSize - 1)), length).CopyTo(buffer.Span[bufferOffset..]);
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
         }
 
         lock (_compressedCacheLock)
@@ -190,9 +200,17 @@ public sealed partial class Qcow2Image
         var d = CompressedDescriptor.Decode(raw, ClusterBits);
         CheckCompressedOffset(d.HostOffset);
         int length = (int)Math.Min(d.MaxCompressedLength, _file.Length - d.HostOffset);
-        var compressed = new byte[length];
-        await _file.ReadAsync(d.HostOffset, compressed, cancellationToken).ConfigureAwait(false);
-        var cluster = Decompress(d, compressed);
+        var compressed = ArrayPool<byte>.Shared.Rent(length);
+        byte[] cluster;
+        try
+        {
+            await _file.ReadAsync(d.HostOffset, compressed.AsMemory(0, length), cancellationToken).ConfigureAwait(false);
+            cluster = Decompress(d, compressed.AsMemory(0, length));
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(compressed);
+        }
 
         lock (_compressedCacheLock)
         {

@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace UrlDisk.Formats.Qcow2;
@@ -106,38 +107,47 @@ public sealed partial class Qcow2Image
             long runStartByte = cluster << ClusterBits;
             long runEndByte = runEnd << ClusterBits;
             int count = (int)(runEnd - cluster);
-            var buffer = new byte[count * (long)ClusterSize];
-            // Parts of the first and last cluster the write does not cover keep their current contents.
-            if (pos > runStartByte)
+            int bufferLength = (int)(count * (long)ClusterSize);
+            var rented = ArrayPool<byte>.Shared.Rent(bufferLength);
+            var buffer = rented.AsMemory(0, bufferLength);
+            try
             {
-                await ReadContentAsync(runStartByte, buffer.AsMemory(0, (int)(pos - runStartByte)), locked: true, cancellationToken).ConfigureAwait(false);
-            }
+                // Parts of the first and last cluster the write does not cover keep their current contents.
+                if (pos > runStartByte)
+                {
+                    await ReadContentAsync(runStartByte, buffer[..(int)(pos - runStartByte)], locked: true, cancellationToken).ConfigureAwait(false);
+                }
 
-            long writeEnd = Math.Min(end, runEndByte);
-            if (writeEnd < runEndByte)
+                long writeEnd = Math.Min(end, runEndByte);
+                if (writeEnd < runEndByte)
+                {
+                    int tail = (int)(runEndByte - writeEnd);
+                    await ReadContentClampedAsync(writeEnd, buffer.Slice(buffer.Length - tail, tail), cancellationToken).ConfigureAwait(false);
+                }
+
+                data.Slice((int)(pos - offset), (int)(writeEnd - pos)).CopyTo(buffer[(int)(pos - runStartByte)..]);
+                long host = await Refcounts.AllocateAsync(count, cancellationToken).ConfigureAwait(false);
+                await _writableFile!.WriteAtAsync(host, buffer, cancellationToken).ConfigureAwait(false);
+                var old = new List<L2Entry>(count);
+                for (int i = 0; i < count; i++)
+                {
+                    int idx = index + i;
+                    old.Add(ReadEntry(table, idx));
+                    SetEntry(table, idx, L2Entry.Standard(host + ((long)i << ClusterBits), copied: true), ExtendedL2 ? 0xFFFF_FFFFUL : 0);
+                }
+
+                await WriteEntriesAsync(table, tableOffset, index, count, cancellationToken).ConfigureAwait(false);
+                foreach (var e in old)
+                {
+                    await ReleaseAsync(e, cancellationToken).ConfigureAwait(false);
+                }
+
+                pos = writeEnd;
+            }
+            finally
             {
-                int tail = (int)(runEndByte - writeEnd);
-                await ReadContentClampedAsync(writeEnd, buffer.AsMemory(buffer.Length - tail, tail), cancellationToken).ConfigureAwait(false);
+                ArrayPool<byte>.Shared.Return(rented);
             }
-
-            data.Slice((int)(pos - offset), (int)(writeEnd - pos)).CopyTo(buffer.AsMemory((int)(pos - runStartByte)));
-            long host = await Refcounts.AllocateAsync(count, cancellationToken).ConfigureAwait(false);
-            await _writableFile!.WriteAtAsync(host, buffer, cancellationToken).ConfigureAwait(false);
-            var old = new List<L2Entry>(count);
-            for (int i = 0; i < count; i++)
-            {
-                int idx = index + i;
-                old.Add(ReadEntry(table, idx));
-                SetEntry(table, idx, L2Entry.Standard(host + ((long)i << ClusterBits), copied: true), ExtendedL2 ? 0xFFFF_FFFFUL : 0);
-            }
-
-            await WriteEntriesAsync(table, tableOffset, index, count, cancellationToken).ConfigureAwait(false);
-            foreach (var e in old)
-            {
-                await ReleaseAsync(e, cancellationToken).ConfigureAwait(false);
-            }
-
-            pos = writeEnd;
         }
     }
 
