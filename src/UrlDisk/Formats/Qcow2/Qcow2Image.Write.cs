@@ -439,14 +439,20 @@ public sealed partial class Qcow2Image
     {
         long cursor = _compressedCursor;
         long cursorCluster = cursor >> ClusterBits;
-        // Share the last cluster while it has room and its refcount can count one more user (narrow refcounts fill up).
+        // Share the last cluster while it has room and its refcount can count one more user (narrow refcounts
+        // fill up); data that does not fit runs on into the following clusters when they are free, as QEMU packs it.
         ulong users = cursor == 0 ? 0 : await Refcounts.GetAsync(cursorCluster, cancellationToken).ConfigureAwait(false);
-        if (cursor != 0 && (cursor & (ClusterSize - 1)) != 0 && (cursor & (ClusterSize - 1)) + length <= ClusterSize
-            && users > 0 && users < Refcounts.MaxRefcount)
+        long within = cursor & (ClusterSize - 1);
+        if (cursor != 0 && within != 0 && users > 0 && users < Refcounts.MaxRefcount)
         {
-            await Refcounts.UpdateAsync(cursorCluster, 1, 1, cancellationToken).ConfigureAwait(false);
-            _compressedCursor = cursor + length;
-            return cursor;
+            long overflow = within + length - ClusterSize;
+            long extra = overflow <= 0 ? 0 : (overflow + ClusterSize - 1) / ClusterSize;
+            if (extra == 0 || await Refcounts.TryAllocateAtAsync(cursorCluster + 1, extra, cancellationToken).ConfigureAwait(false))
+            {
+                await Refcounts.UpdateAsync(cursorCluster, 1, 1, cancellationToken).ConfigureAwait(false);
+                _compressedCursor = cursor + length;
+                return cursor;
+            }
         }
 
         long clusters = (length + ClusterSize - 1) / ClusterSize;

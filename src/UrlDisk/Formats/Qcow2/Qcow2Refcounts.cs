@@ -81,6 +81,30 @@ internal sealed class Qcow2Refcounts
         }
     }
 
+    /// <summary>Allocates exactly clusters [first, first+count) if they are all free; false (nothing changed) otherwise.</summary>
+    public async ValueTask<bool> TryAllocateAtAsync(long first, long count, CancellationToken cancellationToken)
+    {
+        for (long b = first / _entriesPerBlock; b <= (first + count - 1) / _entriesPerBlock; b++)
+        {
+            if (await GetBlockAsync(b, cancellationToken).ConfigureAwait(false) is null)
+            {
+                await CreateBlockAsync(b, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        for (long c = first; c < first + count; c++)
+        {
+            if (await GetAsync(c, cancellationToken).ConfigureAwait(false) != 0)
+            {
+                return false;
+            }
+        }
+
+        await UpdateAsync(first, count, 1, cancellationToken).ConfigureAwait(false);
+        _freeHint = Math.Max(_freeHint, first + count);
+        return true;
+    }
+
     /// <summary>Adds <paramref name="delta"/> to the refcounts of clusters [first, first+count) and writes the changed bytes.</summary>
     public async ValueTask UpdateAsync(long first, long count, long delta, CancellationToken cancellationToken)
     {
