@@ -3,9 +3,6 @@ using System.Buffers.Binary;
 
 namespace UrlDisk.Formats.Qcow2;
 
-/// <summary>A run of guest bytes with one kind and, for normal data, contiguous host bytes.</summary>
-internal readonly record struct ClusterRun(ClusterKind Kind, long Length, long HostOffset, ulong L2Raw);
-
 /// <summary>Guest offset → L1 → L2 → run of clusters (or subclusters) of the same kind.</summary>
 public sealed partial class Qcow2Image
 {
