@@ -48,6 +48,19 @@ public class Qcow2ConvertTests
     }
 
     [Fact]
+    public void Convert_into_an_existing_qcow2_with_n_overwrites_its_contents()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "qcow2", "src.qcow2", "2M");
+        q.Io("-c", "write -P 0x21 0 1M", "src.qcow2");
+        q.Img("create", "-f", "qcow2", "dst.qcow2", "2M");
+        q.Io("-c", "write -P 0x99 0 2M", "dst.qcow2");
+        Assert.Equal(0, Urldisk(q, "convert", "-n", "-O", "qcow2", "src.qcow2", "dst.qcow2").Exit);
+        q.Img("check", "dst.qcow2");
+        q.Img("compare", "src.qcow2", "dst.qcow2");
+    }
+
+    [Fact]
     public void Bad_convert_options_are_refused_and_leave_nothing()
     {
         using var q = new QemuTools();

@@ -40,22 +40,24 @@ public sealed class Qcow2ConvertTarget : BlockDevice
         if (existing)
         {
             var file = FileSource.Open(path, writable: true);
+            Qcow2Image image;
             try
             {
-                var image = await Qcow2Image.OpenAsync(file, new OpenContext { Writable = true, BaseLocation = path }, cancellationToken).ConfigureAwait(false);
-                if (image.Length < length)
-                {
-                    await image.DisposeAsync().ConfigureAwait(false);
-                    throw new UrlDiskException($"'{path}' is {image.Length} bytes, smaller than the image ({length} bytes)");
-                }
-
-                return new Qcow2ConvertTarget(image, path, null, compress);
+                image = await Qcow2Image.OpenAsync(file, new OpenContext { Writable = true, BaseLocation = path }, cancellationToken).ConfigureAwait(false);
             }
-            catch (ImageFormatException)
+            catch
             {
                 await file.DisposeAsync().ConfigureAwait(false);
                 throw;
             }
+
+            if (image.Length < length)
+            {
+                await image.DisposeAsync().ConfigureAwait(false);
+                throw new UrlDiskException($"'{path}' is {image.Length} bytes, smaller than the image ({length} bytes)");
+            }
+
+            return new Qcow2ConvertTarget(image, path, null, compress);
         }
 
         string dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
