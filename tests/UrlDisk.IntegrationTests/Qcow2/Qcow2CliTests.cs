@@ -109,6 +109,20 @@ public class Qcow2CliTests
     }
 
     [Fact]
+    public void Map_json_matches_qemu_img_map_over_a_raw_backing_file()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "raw", "base.raw", "8M");
+        q.Io("-f", "raw", "-c", "write -P 0x10 0 8M", "base.raw");
+        q.Img("create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", "top.qcow2");
+        q.Io("-c", "write -P 0x77 1M 300k", "-c", "write -z 4M 1M", "-c", "discard 6M 64k", "top.qcow2");
+        var (exit, ours) = Urldisk(q, "map", "--output", "json", "top.qcow2");
+        Assert.Equal(0, exit);
+        Assert.Equal(Normalize(q.Img("map", "--output=json", "top.qcow2")), Normalize(ours));
+        Assert.Equal(q.Img("map", "top.qcow2").Trim(), Urldisk(q, "map", "top.qcow2").Output.Trim());
+    }
+
+    [Fact]
     public void Info_backing_chain_lists_every_image_with_qcow2_details()
     {
         using var q = new QemuTools();
