@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using UrlDisk.Formats.Qcow2;
 using UrlDisk.Opening;
 using UrlDisk.Operations;
 using UrlDisk.Specs;
@@ -15,7 +16,9 @@ internal static class ConvertVerb
         var target = new Argument<string>("target") { Description = "Output file" };
         var format = CliCommon.Format();
         var imageOpts = CliCommon.ImageOpts();
-        var outputFormat = new Option<string>("-O") { Description = "Output format: raw", DefaultValueFactory = _ => "raw" };
+        var outputFormat = new Option<string>("-O") { Description = "Output format: raw or qcow2", DefaultValueFactory = _ => "raw" };
+        var compress = new Option<bool>("-c") { Description = "Compress the qcow2 output (zlib, or zstd with -o compression_type=zstd)" };
+        var createOptions = new Option<string[]>("-o") { Description = "qcow2 options: cluster_size, compat, compression_type, refcount_bits, extended_l2, lazy_refcounts" };
         var progress = new Option<bool>("--progress", "-p") { Description = "Show progress" };
         var noCreate = new Option<bool>("-n") { Description = "Write into an existing target instead of creating it" };
         var parallel = new Option<int>("--parallel", "-m") { Description = "Reads in flight (default 8)", DefaultValueFactory = _ => 8 };
@@ -24,14 +27,26 @@ internal static class ConvertVerb
         var copyOnRead = new Option<bool>("--copy-on-read") { Description = "Write data read from a backing chain into the overlay" };
         var cmd = new Command("convert", "Convert or copy an image into a local file")
         {
-            source, target, format, imageOpts, outputFormat, progress, noCreate, parallel, sparse, cache, copyOnRead,
+            source, target, format, imageOpts, outputFormat, progress, noCreate, parallel, sparse, cache, copyOnRead, compress, createOptions,
         };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string outFmt = r.GetValue(outputFormat)!;
-            if (outFmt != "raw")
+            if (outFmt is not ("raw" or "qcow2"))
             {
-                throw new OptionException($"-O {outFmt}: output format not supported; allowed: raw");
+                throw new OptionException($"-O {outFmt}: output format not supported; allowed: raw, qcow2");
+            }
+
+            string optionText = string.Join(',', r.GetValue(createOptions) ?? []);
+            if (outFmt == "raw" && (r.GetValue(compress) || optionText.Length > 0))
+            {
+                throw new OptionException("-c and -o need -O qcow2; raw output takes neither");
+            }
+
+            var qcow2Options = outFmt == "qcow2" ? Qcow2CreateOptions.Parse(optionText.Length == 0 ? null : optionText) : null;
+            if (qcow2Options?.BackingFile is not null)
+            {
+                throw new OptionException("convert: -o backing_file is not supported; convert writes a standalone image");
             }
 
             int inFlight = r.GetValue(parallel);
@@ -53,8 +68,27 @@ internal static class ConvertVerb
             };
             var context = new OpenContext { CopyOnRead = r.GetValue(copyOnRead), Writable = r.GetValue(copyOnRead) };
             await using var image = await CliCommon.OpenAsync(r.GetValue(source)!, r.GetValue(imageOpts), r.GetValue(format), context, ct).ConfigureAwait(false);
-            await using var output = RawFileTarget.Create(r.GetValue(target)!, image.Length, r.GetValue(noCreate), sync);
             using var bar = r.GetValue(progress) ? new ProgressBar(image.Length) : null;
+            if (qcow2Options is not null)
+            {
+                bool compressed = r.GetValue(compress);
+                await using var qcow2 = await Qcow2ConvertTarget.CreateAsync(r.GetValue(target)!, image.Length, qcow2Options, compressed, r.GetValue(noCreate), ct).ConfigureAwait(false);
+                var qcow2Copier = new ImageCopier
+                {
+                    Parallelism = inFlight,
+                    TargetIsZeroed = qcow2.IsZeroed,
+                    // Compression works on whole clusters: chunks (cluster-aligned) are not split at zero runs.
+                    DetectZeroes = sparseSize != 0 && !compressed,
+                    Progress = bar is null ? null : bar.Report,
+                };
+                IBlockDevice from = compressed ? new ClusterAlignedExtents(image, qcow2.Image.ClusterSize) : image;
+                await qcow2Copier.CopyAsync(from, qcow2, ct).ConfigureAwait(false);
+                await qcow2.CommitAsync().ConfigureAwait(false);
+                bar?.Finish();
+                return 0;
+            }
+
+            await using var output = RawFileTarget.Create(r.GetValue(target)!, image.Length, r.GetValue(noCreate), sync);
             var copier = new ImageCopier
             {
                 Parallelism = inFlight,

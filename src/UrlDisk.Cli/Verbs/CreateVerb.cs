@@ -16,7 +16,8 @@ internal static class CreateVerb
         var backing = new Option<string?>("--backing", "-b") { Description = "Backing file (path, URL or json: spec), stored as given" };
         var backingFormat = new Option<string?>("--backing-format", "-F") { Description = "Format of the backing file (raw or qcow2)" };
         var options = new Option<string[]>("-o") { Description = "Format options: cluster_size, compat (1.1 or 0.10), compression_type (zlib or zstd), refcount_bits, extended_l2, lazy_refcounts", AllowMultipleArgumentsPerToken = false };
-        var cmd = new Command("create", "Create a new empty image") { filename, size, format, backing, backingFormat, options };
+        var unsafeBacking = new Option<bool>("-u") { Description = "Do not open the backing file (it is opened only to take the size when SIZE is absent)" };
+        var cmd = new Command("create", "Create a new empty image") { filename, size, format, backing, backingFormat, options, unsafeBacking };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string path = r.GetValue(filename)!;
@@ -37,7 +38,7 @@ internal static class CreateVerb
                     throw new OptionException($"create: '{sizeText}' is not a size; use a number with an optional suffix T, G, M, K/k or b");
                 }
             }
-            else if (backingName is not null)
+            else if (backingName is not null && !r.GetValue(unsafeBacking))
             {
                 // As qemu-img: the size of the backing file, resolved against the new image's location.
                 var context = new OpenContext { BaseLocation = path };
@@ -47,7 +48,7 @@ internal static class CreateVerb
             }
             else
             {
-                throw new OptionException("create: give the image size (or a backing file to take it from)");
+                throw new OptionException("create: give the image size (or a backing file to take it from, without -u)");
             }
 
             if (fmt == "raw")

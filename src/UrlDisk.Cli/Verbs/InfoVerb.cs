@@ -154,6 +154,16 @@ internal static class InfoVerb
                 w.WriteLine($"{indent}{k}:");
                 PrintObject(child, w, indent + "    ");
             }
+            else if (v is JsonArray objects && objects.Count > 0 && objects.All(x => x is JsonObject))
+            {
+                // A list of records (qcow2 snapshots): one indented block each, as qemu-img prints lists.
+                w.WriteLine($"{indent}{k}:");
+                for (int i = 0; i < objects.Count; i++)
+                {
+                    w.WriteLine($"{indent}    [{i}]:");
+                    PrintObject((JsonObject)objects[i]!, w, indent + "        ");
+                }
+            }
             else if (v is JsonArray arr)
             {
                 w.WriteLine($"{indent}{k}: {string.Join(", ", arr.Select(x => x?.ToString()))}");

@@ -104,4 +104,23 @@ public class Qcow2ChainTests
         Assert.Contains(extents, e => e.Offset == 1 << 20 && e.Depth == 0 && !e.IsHole);
         Assert.Contains(extents, e => e.IsHole && e.Depth == 2);
     }
+
+    [Fact]
+    public async Task Backing_file_without_a_format_extension_is_probed()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "qcow2", "base.qcow2", "1M");
+        q.Io("-c", "write -P 0x6b 0 1M", "base.qcow2");
+        q.Img("create", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", "top.qcow2");
+        var bytes = File.ReadAllBytes(q.PathOf("top.qcow2"));
+        Assert.True(Qcow2HeaderCluster.TryRead(bytes, out var hc, out _));
+        Assert.Equal("qcow2", hc.BackingFormat);
+        var cluster0 = new byte[hc.Header.ClusterSize];
+        Assert.True((hc with { BackingFormat = null }).TryWrite(cluster0, out _));
+        cluster0.CopyTo(bytes, 0);
+        await File.WriteAllBytesAsync(q.PathOf("top.qcow2"), bytes);
+        Assert.True(Qcow2HeaderCluster.TryRead(bytes, out var changed, out _));
+        Assert.Null(changed.BackingFormat);
+        Assert.All(await QemuTools.UrlDiskRawAsync(q.PathOf("top.qcow2")), b => Assert.Equal(0x6b, b));
+    }
 }

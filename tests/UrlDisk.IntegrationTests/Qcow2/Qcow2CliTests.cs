@@ -62,6 +62,13 @@ public class Qcow2CliTests
         Assert.Equal(0, Urldisk(q, "check", "-r", "all", "img.qcow2").Exit);
         q.Img("check", "img.qcow2");
 
+        // Persistent bitmaps are counted: no false leaks (and so -r leaks would not free them).
+        q.Img("create", "-f", "qcow2", "bm.qcow2", "16M");
+        q.Img("bitmap", "--add", "bm.qcow2", "b0");
+        q.Img("bitmap", "--add", "-g", "512", "bm.qcow2", "b1");
+        q.Io("-c", "write -P 2 2M 1M", "bm.qcow2");
+        Assert.Equal(0, Urldisk(q, "check", "bm.qcow2").Exit);
+
         // A raw image has no checks.
         q.Img("create", "-f", "raw", "r.raw", "1M");
         Assert.Equal(63, Urldisk(q, "check", "r.raw").Exit);
@@ -98,6 +105,20 @@ public class Qcow2CliTests
         Assert.Equal(0, exit);
         string theirs = q.Img("map", "--output=json", "top.qcow2");
         Assert.Equal(Normalize(theirs), Normalize(ours));
+        Assert.Equal(q.Img("map", "top.qcow2").Trim(), Urldisk(q, "map", "top.qcow2").Output.Trim());
+    }
+
+    [Fact]
+    public void Map_json_matches_qemu_img_map_over_a_raw_backing_file()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "raw", "base.raw", "8M");
+        q.Io("-f", "raw", "-c", "write -P 0x10 0 8M", "base.raw");
+        q.Img("create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", "top.qcow2");
+        q.Io("-c", "write -P 0x77 1M 300k", "-c", "write -z 4M 1M", "-c", "discard 6M 64k", "top.qcow2");
+        var (exit, ours) = Urldisk(q, "map", "--output", "json", "top.qcow2");
+        Assert.Equal(0, exit);
+        Assert.Equal(Normalize(q.Img("map", "--output=json", "top.qcow2")), Normalize(ours));
         Assert.Equal(q.Img("map", "top.qcow2").Trim(), Urldisk(q, "map", "top.qcow2").Output.Trim());
     }
 

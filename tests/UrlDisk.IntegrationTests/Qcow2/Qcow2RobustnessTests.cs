@@ -38,6 +38,7 @@ public class Qcow2RobustnessTests
         if (kind == "plain")
         {
             q.Img("snapshot", "-c", "s", kind + ".qcow2");
+            q.Img("bitmap", "--add", kind + ".qcow2", "dirty-map");
             original = File.ReadAllBytes(q.PathOf(kind + ".qcow2"));
         }
 
@@ -112,6 +113,62 @@ public class Qcow2RobustnessTests
         Assert.True(total.Elapsed < TimeSpan.FromMinutes(2));
     }
 
+    [Theory]
+    [InlineData("-o;cluster_size=4096")]
+    [InlineData("-c;-o;cluster_size=4096")]
+    [InlineData("-o;extended_l2=on,cluster_size=16384")]
+    public async Task Writing_into_corrupted_images_gives_errors_not_crashes(string options)
+    {
+        using var q = new QemuTools();
+        var original = MakeImage(q, "w.qcow2", options.Split(';'));
+        Assert.True(Qcow2HeaderCluster.TryRead(original, out var hc, out _));
+        long l1 = (long)hc.Header.L1TableOffset;
+        long firstL2 = (long)(BinaryPrimitives.ReadUInt64BigEndian(original.AsSpan((int)l1)) & Qcow2Entries.OffsetMask);
+        var regions = new (long Start, int Length)[] { (0, 112), (l1, 64), (firstL2, 1024), ((long)hc.Header.RefcountTableOffset, 32), (2 * 4096, 4096) };
+        var rnd = new Random(options.Length);
+        string path = q.PathOf("mutated.qcow2");
+        for (int i = 0; i < 300; i++)
+        {
+            var bytes = (byte[])original.Clone();
+            var (start, length) = regions[rnd.Next(regions.Length)];
+            length = (int)Math.Min(length, bytes.Length - start);
+            for (int f = rnd.Next(1, 3); f > 0; f--)
+            {
+                bytes[start + rnd.Next(length)] ^= (byte)(1 << rnd.Next(8));
+            }
+
+            await File.WriteAllBytesAsync(path, bytes);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await using var image = await ImageOpener.OpenAsync(path, "qcow2", new OpenContext { Writable = true }, cts.Token);
+                for (int op = 0; op < 6 && image.Length > 140_000; op++)
+                {
+                    long offset = rnd.NextInt64(image.Length - 70_000);
+                    switch (op % 3)
+                    {
+                        case 0: await image.WriteAsync(offset, new byte[rnd.Next(1, 70_000)], cancellationToken: cts.Token); break;
+                        case 1: await image.WriteZeroesAsync(offset, rnd.Next(1, 70_000), cancellationToken: cts.Token); break;
+                        default: await image.TrimAsync(offset, rnd.Next(1, 70_000), cts.Token); break;
+                    }
+                }
+
+                await image.ReadAsync(0, new byte[Math.Min(image.Length, 1 << 20)], cts.Token);
+            }
+            catch (UrlDiskException)
+            {
+            }
+            catch (OperationCanceledException)
+            {
+                Assert.Fail($"case {i} took longer than 10 s");
+            }
+            catch (Exception e)
+            {
+                Assert.Fail($"case {i}: {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
+            }
+        }
+    }
+
     private static async Task ExerciseAsync(byte[] bytes, string dir, CancellationToken ct)
     {
         var context = new OpenContext { BaseLocation = Path.Combine(dir, "mutated.qcow2") };
@@ -152,12 +209,32 @@ public class Qcow2RobustnessTests
     }
 
     [Fact]
-    public async Task Dirty_or_corrupt_image_still_reads_read_only_but_refuses_writing()
+    public async Task Dirty_image_opened_for_writing_is_repaired_and_marked_clean()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "qcow2", "-o", "lazy_refcounts=on", "lazy.qcow2", "4M");
+        q.Io("-c", "write -P 5 0 1M", "lazy.qcow2");
+        var bytes = File.ReadAllBytes(q.PathOf("lazy.qcow2"));
+        // Dirty, with a stale refcount (a leak on the refcount table cluster).
+        BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan(72), Qcow2Features.Dirty);
+        BinaryPrimitives.WriteUInt16BigEndian(bytes.AsSpan((2 * 65536) + 2), 2);
+        await File.WriteAllBytesAsync(q.PathOf("lazy.qcow2"), bytes);
+        await using (var image = await ImageOpener.OpenAsync(q.PathOf("lazy.qcow2"), null, new OpenContext { Writable = true }))
+        {
+            await image.WriteAsync(2 << 20, new byte[] { 9, 9, 9 });
+        }
+
+        q.Img("check", "lazy.qcow2");
+        Assert.DoesNotContain("dirty", q.Img("info", "lazy.qcow2"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Corrupt_image_still_reads_read_only_but_refuses_writing()
     {
         using var q = new QemuTools();
         var bytes = MakeImage(q, "d.qcow2");
         var expected = q.QemuRaw("d.qcow2");
-        foreach (ulong bit in new[] { Qcow2Features.Dirty, Qcow2Features.Corrupt })
+        foreach (ulong bit in new[] { Qcow2Features.Dirty | Qcow2Features.Corrupt, Qcow2Features.Corrupt })
         {
             var copy = (byte[])bytes.Clone();
             BinaryPrimitives.WriteUInt64BigEndian(copy.AsSpan(72), bit);
@@ -171,6 +248,29 @@ public class Qcow2RobustnessTests
 
             await Assert.ThrowsAsync<ImageFormatException>(async () => await ImageOpener.OpenAsync(path, null, new OpenContext { Writable = true }));
         }
+    }
+
+    [Fact]
+    public async Task Data_entry_pointing_at_metadata_marks_the_image_corrupt_instead_of_overwriting_it()
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "qcow2", "o.qcow2", "1M");
+        q.Io("-c", "write -P 1 0 64k", "o.qcow2");
+        var bytes = File.ReadAllBytes(q.PathOf("o.qcow2"));
+        Assert.True(Qcow2HeaderCluster.TryRead(bytes, out var hc, out _));
+        long l2 = (long)(BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan((int)hc.Header.L1TableOffset)) & Qcow2Entries.OffsetMask);
+        // L2 entry 0 now says: data in the L1 table's cluster, COPIED (a write there would destroy the L1 table).
+        BinaryPrimitives.WriteUInt64BigEndian(bytes.AsSpan((int)l2), Qcow2Entries.Copied | hc.Header.L1TableOffset);
+        await File.WriteAllBytesAsync(q.PathOf("o.qcow2"), bytes);
+        await using (var image = await ImageOpener.OpenAsync(q.PathOf("o.qcow2"), null, new OpenContext { Writable = true }))
+        {
+            var e = await Assert.ThrowsAsync<ImageFormatException>(async () => await image.WriteAsync(0, new byte[512]));
+            Assert.Contains("L1 table", e.Message, StringComparison.Ordinal);
+        }
+
+        var after = File.ReadAllBytes(q.PathOf("o.qcow2"));
+        Assert.Equal(bytes.AsSpan((int)hc.Header.L1TableOffset, 8).ToArray(), after.AsSpan((int)hc.Header.L1TableOffset, 8).ToArray());
+        Assert.Contains("corrupt: true", q.Img("info", "o.qcow2"), StringComparison.Ordinal);
     }
 
     [Fact]
@@ -192,6 +292,25 @@ public class Qcow2RobustnessTests
         // 64 MiB of contiguous data in 64 KiB clusters: one L2 table, one read per 1 MiB request.
         Assert.True(afterOpen <= 3, $"open took {afterOpen} reads");
         Assert.Equal(64 + 1, device.Reads - afterOpen);
+    }
+
+    [Theory]
+    [InlineData("zlib")]
+    [InlineData("zstd")]
+    public async Task Adjacent_compressed_clusters_are_fetched_together(string compression)
+    {
+        using var q = new QemuTools();
+        q.Img("create", "-f", "raw", "text.raw", "16M");
+        var text = System.Text.Encoding.ASCII.GetBytes(string.Join(' ', Enumerable.Range(0, 4_000_000).Select(i => (i * 7919 % 10007).ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        await File.WriteAllBytesAsync(q.PathOf("text.raw"), text.AsSpan(0, 16 << 20).ToArray());
+        q.Img("convert", "-c", "-O", "qcow2", "-o", $"compression_type={compression}", "text.raw", "text.qcow2");
+        var device = new MemoryImage(File.ReadAllBytes(q.PathOf("text.qcow2")));
+        await using var image = await Qcow2Image.OpenAsync(device, new OpenContext(), default);
+        int afterOpen = device.Reads;
+        var all = await QemuTools.ReadAllAsync(image);
+        QemuTools.AssertSameBytes(File.ReadAllBytes(q.PathOf("text.raw")), all);
+        // 16 reads of 1 MiB (16 clusters each) and one L2 table: far fewer than the 256 clusters.
+        Assert.True(device.Reads - afterOpen <= 16 + 1, $"{device.Reads - afterOpen} reads");
     }
 
     [Fact]

@@ -31,9 +31,23 @@ public class Qcow2WriteInteropTests
         q.Img("check", "new.qcow2");
     }
 
+    public static TheoryData<string, bool> OptionsWithAndWithoutBacking()
+    {
+        var data = new TheoryData<string, bool>();
+        foreach (var o in Options)
+        {
+            data.Add(o, true);
+        }
+
+        data.Add("compat=0.10", false);
+        data.Add("", false);
+        data.Add("extended_l2=on", false);
+        return data;
+    }
+
     [Theory]
-    [MemberData(nameof(Options))]
-    public async Task Random_writes_zeroes_and_discards_match_a_model_and_qemu(string options)
+    [MemberData(nameof(OptionsWithAndWithoutBacking))]
+    public async Task Random_writes_zeroes_and_discards_match_a_model_and_qemu(string options, bool withBacking)
     {
         using var q = new QemuTools();
         const long size = 6L << 20;
@@ -41,10 +55,15 @@ public class Qcow2WriteInteropTests
         q.Img("create", "-f", "raw", "base.raw", size.ToString(System.Globalization.CultureInfo.InvariantCulture));
         q.Io("-f", "raw", "-c", "write -P 0xbb 0 6M", "base.raw");
         var model = File.ReadAllBytes(q.PathOf("base.raw"));
-        var opts = Qcow2CreateOptions.Parse(options) with { BackingFile = "base.raw", BackingFormat = "raw" };
+        var opts = Qcow2CreateOptions.Parse(options) with { BackingFile = withBacking ? "base.raw" : null, BackingFormat = withBacking ? "raw" : null };
+        if (!withBacking)
+        {
+            model.AsSpan().Clear();
+        }
+
         await using (var image = await Qcow2Creator.CreateAndOpenAsync(q.PathOf("top.qcow2"), size, opts))
         {
-            var rnd = new Random(options.GetHashCode(StringComparison.Ordinal) & 0xffff);
+            var rnd = new Random(options.Sum(c => c) + (withBacking ? 1 : 0));
             for (int op = 0; op < 300; op++)
             {
                 long offset = rnd.NextInt64(size - 1);
@@ -198,5 +217,52 @@ public class Qcow2WriteInteropTests
         Assert.True(ours.Length >= theirs.Length);
         QemuTools.AssertSameBytes(theirs, ours.AsSpan(0, theirs.Length).ToArray());
         Assert.False(ours.AsSpan(theirs.Length).ContainsAnyExcept((byte)0));
+    }
+
+    [Fact]
+    public async Task Concurrent_writes_and_reads_keep_the_image_consistent()
+    {
+        using var q = new QemuTools();
+        const int size = 16 << 20;
+        var model = new byte[size];
+        await using (var image = await Qcow2Creator.CreateAndOpenAsync(q.PathOf("conc.qcow2"), size, Qcow2CreateOptions.Parse("cluster_size=4096")))
+        {
+            // 32 writers on disjoint stripes, readers alongside.
+            await Parallel.ForAsync(0, 32, async (w, ct) =>
+            {
+                var rnd = new Random(w);
+                int stripe = size / 32;
+                for (int i = 0; i < 40; i++)
+                {
+                    int length = rnd.Next(1, 20_000);
+                    int offset = (w * stripe) + rnd.Next(stripe - length);
+                    var data = new byte[length];
+                    rnd.NextBytes(data);
+                    if (i % 7 == 3)
+                    {
+                        await image.WriteZeroesAsync(offset, length, cancellationToken: ct);
+                        lock (model)
+                        {
+                            model.AsSpan(offset, length).Clear();
+                        }
+                    }
+                    else
+                    {
+                        await image.WriteAsync(offset, data, cancellationToken: ct);
+                        lock (model)
+                        {
+                            data.CopyTo(model, offset);
+                        }
+                    }
+
+                    await image.ReadAsync(offset, new byte[length], ct);
+                }
+            });
+            QemuTools.AssertSameBytes(model, await QemuTools.ReadAllAsync(image));
+        }
+
+        q.Img("check", "conc.qcow2");
+        await File.WriteAllBytesAsync(q.PathOf("model.raw"), model);
+        q.Img("compare", "-f", "qcow2", "-F", "raw", "conc.qcow2", "model.raw");
     }
 }

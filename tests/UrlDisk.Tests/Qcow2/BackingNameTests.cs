@@ -35,4 +35,15 @@ public class BackingNameTests
     [InlineData("plain.qcow2", false)]
     public void Protocol_is_a_colon_before_any_slash(string name, bool expected)
         => Assert.Equal(expected, BackingName.HasProtocol(name));
+
+    [Theory]
+    [InlineData("/etc/passwd", true)]
+    [InlineData("relative.raw", true)]
+    [InlineData("file:///etc/passwd", true)]
+    [InlineData("http://h/base.raw", false)]
+    [InlineData("json:{\"driver\":\"raw\",\"file\":{\"driver\":\"file\",\"filename\":\"/etc/passwd\"}}", true)]
+    [InlineData("json:{\"file.filename\":\"/etc/passwd\"}", true)]
+    [InlineData("json:{\"driver\":\"raw\",\"file\":{\"driver\":\"http\",\"url\":\"http://h/b\"}}", false)]
+    public void Local_locations_are_recognised(string location, bool local)
+        => Assert.Equal(local, BackingName.IsLocal(location));
 }

@@ -24,6 +24,13 @@ internal sealed class BackingFile : IAsyncDisposable
             chain.Add(BackingName.ChainKey(self));
         }
 
+        // A remote image must not make the reader open local files (its contents would leave the machine
+        // through convert or serve).
+        if (overlayContext.BaseLocation is { } overlay && !BackingName.IsLocal(overlay) && BackingName.IsLocal(Location))
+        {
+            throw new ImageFormatException($"qcow2: the remote image '{Redact.Spec(overlay)}' names a local backing file '{Redact.Spec(Location)}'; refused");
+        }
+
         string key = BackingName.ChainKey(Location);
         if (chain.Contains(key))
         {

@@ -32,6 +32,41 @@ public static class BackingName
         return string.IsNullOrEmpty(dir) ? name : Path.Combine(dir, name);
     }
 
+    /// <summary>
+    /// True when <paramref name="location"/> (a resolved backing name) reads the local file system: a path,
+    /// a file: URL, or a json: spec with a file driver or a path-like filename.
+    /// </summary>
+    public static bool IsLocal(string location)
+    {
+        if (!location.StartsWith("json:", StringComparison.Ordinal))
+        {
+            string? scheme = ImageOpener.SchemeOf(location);
+            return scheme is null or "file";
+        }
+
+        OptionTree tree;
+        try
+        {
+            tree = SpecParser.ParseFilename(location);
+        }
+        catch (OptionException)
+        {
+            return false; // unparseable: opening it fails anyway
+        }
+
+        foreach (var (key, value) in tree.Pairs)
+        {
+            bool isDriver = key == "driver" || key.EndsWith(".driver", StringComparison.Ordinal);
+            bool isName = key.EndsWith("filename", StringComparison.Ordinal) || key.EndsWith("url", StringComparison.Ordinal);
+            if ((isDriver && value == "file") || (isName && ImageOpener.SchemeOf(value) is null or "file"))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>QEMU's path_has_protocol: a ':' before any '/'.</summary>
     public static bool HasProtocol(string name)
     {

@@ -13,18 +13,24 @@ public sealed class Qcow2Checker
 {
     private readonly IBlockDevice _file;
     private readonly Qcow2Header _h;
+    private readonly HeaderExtension? _bitmaps;
     private readonly long _cs;
     private readonly int _l2Bits;
     private readonly bool _extended;
     private readonly List<string> _messages = [];
-    private ulong[] _computed = [];
+    private uint[] _computed = [];
     private int _corruptions;
     private long _allocated, _fragmented, _compressed, _nextContiguous;
 
-    private Qcow2Checker(IBlockDevice file, Qcow2Header header)
+    private Qcow2Checker(IBlockDevice file, Qcow2HeaderCluster hc)
     {
         _file = file;
-        _h = header;
+        _h = hc.Header;
+        Qcow2Header header = hc.Header;
+        // Bitmaps count only while the autoclear bit says they are consistent (otherwise QEMU drops them).
+        _bitmaps = (header.AutoclearFeatures & Qcow2Features.BitmapsConsistent) != 0
+            ? hc.OtherExtensions.FirstOrDefault(e => e.Type == HeaderExtension.Bitmaps)
+            : null;
         _cs = header.ClusterSize;
         _extended = header.HasExtendedL2;
         _l2Bits = header.ClusterBits - (_extended ? 4 : 3);
@@ -45,7 +51,7 @@ public sealed class Qcow2Checker
             throw new ImageFormatException("qcow2: " + error);
         }
 
-        var first = await new Qcow2Checker(file, hc.Header).RunAsync(cancellationToken).ConfigureAwait(false);
+        var first = await new Qcow2Checker(file, hc).RunAsync(cancellationToken).ConfigureAwait(false);
         if (repair is null || (first.Leaks == 0 && first.Corruptions == 0))
         {
             return first;
@@ -56,8 +62,8 @@ public sealed class Qcow2Checker
             throw new UrlDiskException("check: repairing needs the image opened for writing (a local file)");
         }
 
-        await RepairAsync(writable, hc.Header, first, repair == "all", cancellationToken).ConfigureAwait(false);
-        var after = await new Qcow2Checker(file, hc.Header).RunAsync(cancellationToken).ConfigureAwait(false);
+        await RepairAsync(writable, hc, first, repair == "all", cancellationToken).ConfigureAwait(false);
+        var after = await new Qcow2Checker(file, hc).RunAsync(cancellationToken).ConfigureAwait(false);
         return after with
         {
             LeaksFixed = Math.Max(0, first.Leaks - after.Leaks),
@@ -69,7 +75,7 @@ public sealed class Qcow2Checker
     private async ValueTask<Qcow2CheckResult> RunAsync(CancellationToken ct)
     {
         long fileClusters = (_file.Length + _cs - 1) / _cs;
-        _computed = new ulong[fileClusters];
+        _computed = new uint[fileClusters];
         Reference(0, _cs, "header");
 
         // Active L1/L2 tables and data; fragmentation and allocation figures come from these.
@@ -99,6 +105,11 @@ public sealed class Qcow2Checker
             }
 
             await TraverseL1Async(s.L1Offset, s.L1Size, $"snapshot '{s.Id}' L1", countStats: false, ct).ConfigureAwait(false);
+        }
+
+        if (_bitmaps is not null)
+        {
+            await ReferenceBitmapsAsync(_bitmaps.Data, ct).ConfigureAwait(false);
         }
 
         // Refcount structures.
@@ -202,6 +213,58 @@ public sealed class Qcow2Checker
             CompressedClusters = _compressed,
             Messages = _messages,
         };
+    }
+
+    /// <summary>
+    /// The bitmap directory (extension: <c>u32 count, u32 reserved, u64 dir_size, u64 dir_offset</c>), each
+    /// bitmap's table and the data clusters the tables point at.
+    /// </summary>
+    private async ValueTask ReferenceBitmapsAsync(byte[] extension, CancellationToken ct)
+    {
+        if (extension.Length < 24)
+        {
+            Corrupt("ERROR bitmaps extension is truncated");
+            return;
+        }
+
+        uint count = BinaryPrimitives.ReadUInt32BigEndian(extension);
+        long dirSize = (long)Math.Min(BinaryPrimitives.ReadUInt64BigEndian(extension.AsSpan(8)), 64UL * 1024 * 1024);
+        long dirOffset = (long)Math.Min(BinaryPrimitives.ReadUInt64BigEndian(extension.AsSpan(16)), long.MaxValue);
+        if (dirOffset % _cs != 0 || dirOffset > _file.Length - dirSize)
+        {
+            Corrupt($"ERROR bitmap directory at offset {dirOffset} ({dirSize} bytes) is unaligned or outside the image");
+            return;
+        }
+
+        Reference(dirOffset, dirSize, "bitmap directory");
+        var dir = new byte[dirSize];
+        await _file.ReadAsync(dirOffset, dir, ct).ConfigureAwait(false);
+        int pos = 0;
+        for (uint i = 0; i < count && pos + 24 <= dir.Length; i++)
+        {
+            long tableOffset = (long)(BinaryPrimitives.ReadUInt64BigEndian(dir.AsSpan(pos)) & Qcow2Entries.OffsetMask);
+            uint tableSize = BinaryPrimitives.ReadUInt32BigEndian(dir.AsSpan(pos + 8));
+            int nameSize = BinaryPrimitives.ReadUInt16BigEndian(dir.AsSpan(pos + 18));
+            uint extraSize = BinaryPrimitives.ReadUInt32BigEndian(dir.AsSpan(pos + 20));
+            pos += (int)Math.Min(((24L + extraSize + nameSize + 7) & ~7L), dir.Length);
+            if (tableOffset == 0 || tableOffset % _cs != 0 || tableSize > 1024 * 1024 || tableOffset > _file.Length - (tableSize * 8L))
+            {
+                Corrupt($"ERROR bitmap {i}: table at offset {tableOffset} ({tableSize} entries) is invalid");
+                continue;
+            }
+
+            Reference(tableOffset, tableSize * 8L, $"bitmap {i} table");
+            var table = new byte[tableSize * 8L];
+            await _file.ReadAsync(tableOffset, table, ct).ConfigureAwait(false);
+            for (int j = 0; j < tableSize; j++)
+            {
+                long data = (long)(BinaryPrimitives.ReadUInt64BigEndian(table.AsSpan(j * 8)) & Qcow2Entries.OffsetMask);
+                if (data != 0)
+                {
+                    Reference(data, _cs, $"bitmap {i} data");
+                }
+            }
+        }
     }
 
     /// <summary>Active-state clusters and whether their entry had COPIED set.</summary>
@@ -330,7 +393,10 @@ public sealed class Qcow2Checker
                 return;
             }
 
-            _computed[c]++;
+            if (_computed[c] < uint.MaxValue)
+            {
+                _computed[c]++;
+            }
         }
     }
 
@@ -341,11 +407,12 @@ public sealed class Qcow2Checker
     }
 
     /// <summary>Sets stored refcounts to the computed ones (down for leaks; up too with <paramref name="all"/>) and fixes COPIED flags.</summary>
-    private static async ValueTask RepairAsync(FileSource file, Qcow2Header h, Qcow2CheckResult found, bool all, CancellationToken ct)
+    private static async ValueTask RepairAsync(FileSource file, Qcow2HeaderCluster hc, Qcow2CheckResult found, bool all, CancellationToken ct)
     {
-        var checker = new Qcow2Checker(file, h);
+        var h = hc.Header;
+        var checker = new Qcow2Checker(file, hc);
         await checker.RunAsync(ct).ConfigureAwait(false);
-        var refcounts = await Qcow2Refcounts.LoadAsync(file, h, (_, _, _) => throw new UrlDiskException("check: repair cannot grow the refcount table"), ct).ConfigureAwait(false);
+        var refcounts = await Qcow2Refcounts.LoadAsync(new FileHostFile(file), h, (_, _, _) => throw new UrlDiskException("check: repair cannot grow the refcount table"), ct).ConfigureAwait(false);
         for (long c = 0; c < checker._computed.Length; c++)
         {
             ulong stored = await refcounts.GetAsync(c, ct).ConfigureAwait(false);

@@ -49,34 +49,32 @@ public sealed record Qcow2HeaderCluster
         var others = new List<HeaderExtension>();
         string? backingFormat = null;
         string? dataFile = null;
-        if (header.Version >= 3 || header.HeaderLength == Qcow2Header.V2Length)
+        // v2 images have extensions too (after the 72-byte header).
+        int start = (int)header.HeaderLength;
+        int end = (int)Math.Min(header.BackingFileOffset != 0 ? (long)header.BackingFileOffset : clusterSize, cluster0.Length);
+        if (end > start)
         {
-            int start = (int)header.HeaderLength;
-            int end = (int)Math.Min(header.BackingFileOffset != 0 ? (long)header.BackingFileOffset : clusterSize, cluster0.Length);
-            if (end > start)
+            if (!HeaderExtension.TryReadAll(cluster0[start..end], start, out var extensions, out error))
             {
-                if (!HeaderExtension.TryReadAll(cluster0[start..end], start, out var extensions, out error))
-                {
-                    return false;
-                }
+                return false;
+            }
 
-                foreach (var e in extensions)
+            foreach (var e in extensions)
+            {
+                switch (e.Type)
                 {
-                    switch (e.Type)
-                    {
-                        case HeaderExtension.BackingFormat:
-                            backingFormat = Encoding.UTF8.GetString(e.Data);
-                            break;
-                        case HeaderExtension.FeatureNameTable:
-                            features.AddRange(FeatureName.ReadTable(e.Data));
-                            break;
-                        case HeaderExtension.ExternalDataFile:
-                            dataFile = Encoding.UTF8.GetString(e.Data);
-                            break;
-                        default:
-                            others.Add(e);
-                            break;
-                    }
+                    case HeaderExtension.BackingFormat:
+                        backingFormat = Encoding.UTF8.GetString(e.Data);
+                        break;
+                    case HeaderExtension.FeatureNameTable:
+                        features.AddRange(FeatureName.ReadTable(e.Data));
+                        break;
+                    case HeaderExtension.ExternalDataFile:
+                        dataFile = Encoding.UTF8.GetString(e.Data);
+                        break;
+                    default:
+                        others.Add(e);
+                        break;
                 }
             }
         }

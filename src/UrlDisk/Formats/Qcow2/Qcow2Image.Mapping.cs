@@ -1,9 +1,7 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace UrlDisk.Formats.Qcow2;
-
-/// <summary>A run of guest bytes with one kind and, for normal data, contiguous host bytes.</summary>
-internal readonly record struct ClusterRun(ClusterKind Kind, long Length, long HostOffset, ulong L2Raw);
 
 /// <summary>Guest offset → L1 → L2 → run of clusters (or subclusters) of the same kind.</summary>
 public sealed partial class Qcow2Image
@@ -107,14 +105,21 @@ public sealed partial class Qcow2Image
 
     private async Task<ulong[]> LoadL2TableAsync(long l2Offset, CancellationToken cancellationToken)
     {
-        var bytes = new byte[ClusterSize];
-        await _file.ReadAsync(l2Offset, bytes, cancellationToken).ConfigureAwait(false);
-        var table = new ulong[ClusterSize / 8];
-        for (int i = 0; i < table.Length; i++)
+        var bytes = ArrayPool<byte>.Shared.Rent(ClusterSize);
+        try
         {
-            table[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
-        }
+            await _file.ReadAsync(l2Offset, bytes.AsMemory(0, ClusterSize), cancellationToken).ConfigureAwait(false);
+            var table = new ulong[ClusterSize / 8];
+            for (int i = 0; i < table.Length; i++)
+            {
+                table[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
+            }
 
-        return table;
+            return table;
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(bytes);
+        }
     }
 }

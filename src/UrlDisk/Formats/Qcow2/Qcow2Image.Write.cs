@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Buffers.Binary;
 
 namespace UrlDisk.Formats.Qcow2;
@@ -106,38 +107,47 @@ public sealed partial class Qcow2Image
             long runStartByte = cluster << ClusterBits;
             long runEndByte = runEnd << ClusterBits;
             int count = (int)(runEnd - cluster);
-            var buffer = new byte[count * (long)ClusterSize];
-            // Parts of the first and last cluster the write does not cover keep their current contents.
-            if (pos > runStartByte)
+            int bufferLength = (int)(count * (long)ClusterSize);
+            var rented = ArrayPool<byte>.Shared.Rent(bufferLength);
+            var buffer = rented.AsMemory(0, bufferLength);
+            try
             {
-                await ReadContentAsync(runStartByte, buffer.AsMemory(0, (int)(pos - runStartByte)), locked: true, cancellationToken).ConfigureAwait(false);
-            }
+                // Parts of the first and last cluster the write does not cover keep their current contents.
+                if (pos > runStartByte)
+                {
+                    await ReadContentAsync(runStartByte, buffer[..(int)(pos - runStartByte)], locked: true, cancellationToken).ConfigureAwait(false);
+                }
 
-            long writeEnd = Math.Min(end, runEndByte);
-            if (writeEnd < runEndByte)
+                long writeEnd = Math.Min(end, runEndByte);
+                if (writeEnd < runEndByte)
+                {
+                    int tail = (int)(runEndByte - writeEnd);
+                    await ReadContentClampedAsync(writeEnd, buffer.Slice(buffer.Length - tail, tail), cancellationToken).ConfigureAwait(false);
+                }
+
+                data.Slice((int)(pos - offset), (int)(writeEnd - pos)).CopyTo(buffer[(int)(pos - runStartByte)..]);
+                long host = await Refcounts.AllocateAsync(count, cancellationToken).ConfigureAwait(false);
+                await _writableFile!.WriteAtAsync(host, buffer, cancellationToken).ConfigureAwait(false);
+                var old = new List<L2Entry>(count);
+                for (int i = 0; i < count; i++)
+                {
+                    int idx = index + i;
+                    old.Add(ReadEntry(table, idx));
+                    SetEntry(table, idx, L2Entry.Standard(host + ((long)i << ClusterBits), copied: true), ExtendedL2 ? 0xFFFF_FFFFUL : 0);
+                }
+
+                await WriteEntriesAsync(table, tableOffset, index, count, cancellationToken).ConfigureAwait(false);
+                foreach (var e in old)
+                {
+                    await ReleaseAsync(e, cancellationToken).ConfigureAwait(false);
+                }
+
+                pos = writeEnd;
+            }
+            finally
             {
-                int tail = (int)(runEndByte - writeEnd);
-                await ReadContentClampedAsync(writeEnd, buffer.AsMemory(buffer.Length - tail, tail), cancellationToken).ConfigureAwait(false);
+                ArrayPool<byte>.Shared.Return(rented);
             }
-
-            data.Slice((int)(pos - offset), (int)(writeEnd - pos)).CopyTo(buffer.AsMemory((int)(pos - runStartByte)));
-            long host = await Refcounts.AllocateAsync(count, cancellationToken).ConfigureAwait(false);
-            await _writableFile!.WriteAtAsync(host, buffer, cancellationToken).ConfigureAwait(false);
-            var old = new List<L2Entry>(count);
-            for (int i = 0; i < count; i++)
-            {
-                int idx = index + i;
-                old.Add(ReadEntry(table, idx));
-                SetEntry(table, idx, L2Entry.Standard(host + ((long)i << ClusterBits), copied: true), ExtendedL2 ? 0xFFFF_FFFFUL : 0);
-            }
-
-            await WriteEntriesAsync(table, tableOffset, index, count, cancellationToken).ConfigureAwait(false);
-            foreach (var e in old)
-            {
-                await ReleaseAsync(e, cancellationToken).ConfigureAwait(false);
-            }
-
-            pos = writeEnd;
         }
     }
 
@@ -153,8 +163,37 @@ public sealed partial class Qcow2Image
         buffer.Span[n..].Clear();
     }
 
+    /// <summary>
+    /// As QEMU's overlap check: data must never land on the header, L1 table, refcount table or snapshot table.
+    /// A corrupt entry that points there marks the image corrupt (v3) and fails the write.
+    /// </summary>
+    private async ValueTask CheckNotMetadataAsync(long host, string what, CancellationToken cancellationToken)
+    {
+        var h = Header;
+        bool Overlaps(ulong start, long bytes) => bytes > 0 && host + ClusterSize > (long)start && host < (long)start + bytes;
+        string? hit = host < ClusterSize ? "the header"
+            : Overlaps(h.L1TableOffset, h.L1Size * 8L) ? "the L1 table"
+            : Overlaps(h.RefcountTableOffset, h.RefcountTableClusters * (long)ClusterSize) ? "the refcount table"
+            : h.SnapshotCount > 0 && Overlaps(h.SnapshotsOffset, Snapshots.Sum(s => (long)s.StoredLength)) ? "the snapshot table"
+            : null;
+        if (hit is null)
+        {
+            return;
+        }
+
+        if (IsV3)
+        {
+            var field = new byte[8];
+            BinaryPrimitives.WriteUInt64BigEndian(field, h.IncompatibleFeatures | Qcow2Features.Corrupt);
+            await _writableFile!.WriteAtAsync(72, field, cancellationToken).ConfigureAwait(false);
+        }
+
+        throw new ImageFormatException($"qcow2: {what} at host offset {host} overlaps {hit}; the image is corrupt (marked so) and the write was refused");
+    }
+
     private async ValueTask WriteInPlaceAsync(ulong[] table, long tableOffset, int index, L2Entry entry, long pos, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        await CheckNotMetadataAsync(entry.HostOffset, "a data cluster", cancellationToken).ConfigureAwait(false);
         long within = pos & (ClusterSize - 1);
         if (!ExtendedL2)
         {
@@ -255,7 +294,24 @@ public sealed partial class Qcow2Image
                 continue;
             }
 
-            if (!IsV3 && hasBacking)
+            // Version 2 has no zero flag: without a backing file an unallocated cluster reads as zeros;
+            // otherwise (or to keep the allocation) zeros are written.
+            if (!IsV3 && whole && !hasBacking && !keepAllocated)
+            {
+                var (t2, t2Offset) = await GetWritableL2Async(l1Index, cancellationToken).ConfigureAwait(false);
+                var previous = ReadEntry(t2, index);
+                if (previous.Raw != 0)
+                {
+                    SetEntry(t2, index, new L2Entry(0), 0);
+                    await WriteEntriesAsync(t2, t2Offset, index, 1, cancellationToken).ConfigureAwait(false);
+                    await ReleaseAsync(previous, cancellationToken).ConfigureAwait(false);
+                }
+
+                offset = clusterEnd;
+                continue;
+            }
+
+            if (!IsV3)
             {
                 if (!discard)
                 {
@@ -383,12 +439,20 @@ public sealed partial class Qcow2Image
     {
         long cursor = _compressedCursor;
         long cursorCluster = cursor >> ClusterBits;
-        if (cursor != 0 && (cursor & (ClusterSize - 1)) != 0 && (cursor & (ClusterSize - 1)) + length <= ClusterSize
-            && await Refcounts.GetAsync(cursorCluster, cancellationToken).ConfigureAwait(false) > 0)
+        // Share the last cluster while it has room and its refcount can count one more user (narrow refcounts
+        // fill up); data that does not fit runs on into the following clusters when they are free, as QEMU packs it.
+        ulong users = cursor == 0 ? 0 : await Refcounts.GetAsync(cursorCluster, cancellationToken).ConfigureAwait(false);
+        long within = cursor & (ClusterSize - 1);
+        if (cursor != 0 && within != 0 && users > 0 && users < Refcounts.MaxRefcount)
         {
-            await Refcounts.UpdateAsync(cursorCluster, 1, 1, cancellationToken).ConfigureAwait(false);
-            _compressedCursor = cursor + length;
-            return cursor;
+            long overflow = within + length - ClusterSize;
+            long extra = overflow <= 0 ? 0 : (overflow + ClusterSize - 1) / ClusterSize;
+            if (extra == 0 || await Refcounts.TryAllocateAtAsync(cursorCluster + 1, extra, cancellationToken).ConfigureAwait(false))
+            {
+                await Refcounts.UpdateAsync(cursorCluster, 1, 1, cancellationToken).ConfigureAwait(false);
+                _compressedCursor = cursor + length;
+                return cursor;
+            }
         }
 
         long clusters = (length + ClusterSize - 1) / ClusterSize;
@@ -408,6 +472,7 @@ public sealed partial class Qcow2Image
         var l1 = new L1Entry(_l1[l1Index]);
         if (l1.L2Offset != 0 && l1.IsCopied)
         {
+            await CheckNotMetadataAsync(l1.L2Offset, "an L2 table", cancellationToken).ConfigureAwait(false);
             return (await GetL2TableAsync(l1.L2Offset, l1Index, cancellationToken).ConfigureAwait(false), l1.L2Offset);
         }
 

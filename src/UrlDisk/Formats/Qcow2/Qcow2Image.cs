@@ -16,7 +16,7 @@ public sealed partial class Qcow2Image : BlockDevice
     private const int MaxSnapshots = 65536;
 
     private readonly IBlockDevice _file;
-    private readonly FileSource? _writableFile;
+    private readonly IHostFile? _writableFile;
     private readonly OpenContext _context;
     private readonly ulong[] _l1;
     private readonly L2TableCache _l2Cache;
@@ -25,7 +25,7 @@ public sealed partial class Qcow2Image : BlockDevice
     private Qcow2Refcounts? _refcounts;
     private Qcow2HeaderCluster _headerCluster;
 
-    private Qcow2Image(IBlockDevice file, Qcow2HeaderCluster headerCluster, ulong[] l1, IReadOnlyList<SnapshotEntry> snapshots, OpenContext context, FileSource? writableFile)
+    private Qcow2Image(IBlockDevice file, Qcow2HeaderCluster headerCluster, ulong[] l1, IReadOnlyList<SnapshotEntry> snapshots, OpenContext context, IHostFile? writableFile)
     {
         _file = file;
         _headerCluster = headerCluster;
@@ -91,7 +91,11 @@ public sealed partial class Qcow2Image : BlockDevice
     public ValueTask<IBlockDevice?> GetBackingAsync(CancellationToken cancellationToken = default)
         => _backing is null ? ValueTask.FromResult<IBlockDevice?>(null) : _backing.GetAsync(cancellationToken);
 
-    public static async ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, CancellationToken cancellationToken)
+    public static ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, CancellationToken cancellationToken)
+        => OpenAsync(file, context, context.Writable && file is FileSource { Info.CanWrite: true } fs ? new FileHostFile(fs) : null, cancellationToken);
+
+    /// <summary>Opens the image; writes go to <paramref name="writer"/> (null: read-only).</summary>
+    internal static async ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, IHostFile? writer, CancellationToken cancellationToken)
     {
         if (context.Depth > OpenContext.MaxChainDepth)
         {
@@ -106,25 +110,48 @@ public sealed partial class Qcow2Image : BlockDevice
             throw new ImageFormatException("qcow2: " + error);
         }
 
-        if (header.ClusterSize > headLength && file.Length > headLength)
-        {
-            head = new byte[(int)Math.Min(file.Length, header.ClusterSize)];
-            await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
-        }
-
+        // Extensions and the backing name almost always fit in the first 64 KiB: read the rest of a large
+        // cluster 0 only when they do not.
         if (!Qcow2HeaderCluster.TryRead(head.AsSpan(0, (int)Math.Min(head.Length, header.ClusterSize)), out var hc, out error))
         {
-            throw new ImageFormatException("qcow2: " + error);
+            if (header.ClusterSize <= headLength || file.Length <= headLength)
+            {
+                throw new ImageFormatException("qcow2: " + error);
+            }
+
+            head = new byte[(int)Math.Min(file.Length, header.ClusterSize)];
+            await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
+            if (!Qcow2HeaderCluster.TryRead(head, out hc, out error))
+            {
+                throw new ImageFormatException("qcow2: " + error);
+            }
         }
 
         Validate(hc, file.Length);
         var h = hc.Header;
         var l1 = await ReadL1Async(file, (long)h.L1TableOffset, (int)h.L1Size, cancellationToken).ConfigureAwait(false);
         var snapshots = await ReadSnapshotsAsync(file, h, cancellationToken).ConfigureAwait(false);
-        FileSource? writable = context.Writable && file is FileSource fs && fs.Info.CanWrite ? fs : null;
-        if (writable is not null && (h.IsCorrupt || h.IsDirty))
+        var writable = writer;
+        if (writable is not null && h.IsCorrupt)
         {
-            throw new ImageFormatException($"qcow2: the image is marked {(h.IsCorrupt ? "corrupt" : "dirty")}; open it read-only or repair it with 'check -r all'");
+            throw new ImageFormatException("qcow2: the image is marked corrupt; open it read-only or repair it with 'check -r all'");
+        }
+
+        if (writable is not null && h.IsDirty)
+        {
+            // As QEMU: refcounts of a dirty image may be stale; rebuild them before writing, then clear the bit.
+            var check = await Qcow2Checker.CheckAsync(file, "all", cancellationToken).ConfigureAwait(false);
+            if (check.Corruptions > 0)
+            {
+                throw new ImageFormatException($"qcow2: the image is dirty and {check.Corruptions} problems remain after repair; open it read-only");
+            }
+
+            h = h with { IncompatibleFeatures = h.IncompatibleFeatures & ~Qcow2Features.Dirty };
+            hc = hc with { Header = h };
+            var field = new byte[8];
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt64BigEndian(field, h.IncompatibleFeatures);
+            await writable.WriteAtAsync(72, field, cancellationToken).ConfigureAwait(false);
+            await writable.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
 
         var image = new Qcow2Image(file, hc, l1, snapshots, context, writable);
@@ -306,7 +333,7 @@ public sealed partial class Qcow2Image : BlockDevice
     {
         if (_writableFile is not null)
         {
-            await _writableFile.FlushAsync().ConfigureAwait(false);
+            await _writableFile.FlushAsync(default).ConfigureAwait(false);
         }
 
         if (_backing is not null)

@@ -1,6 +1,4 @@
 using System.Buffers.Binary;
-using UrlDisk.Sources.File;
-
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>
@@ -10,7 +8,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// </summary>
 internal sealed class Qcow2Refcounts
 {
-    private readonly FileSource _file;
+    private readonly IHostFile _file;
     private readonly int _clusterBits;
     private readonly int _order;
     private readonly long _entriesPerBlock;
@@ -20,7 +18,7 @@ internal sealed class Qcow2Refcounts
     private long _tableOffset;
     private long _freeHint = 1;
 
-    private Qcow2Refcounts(FileSource file, Qcow2Header header, ulong[] table, Func<long, int, CancellationToken, ValueTask> moveTable)
+    private Qcow2Refcounts(IHostFile file, Qcow2Header header, ulong[] table, Func<long, int, CancellationToken, ValueTask> moveTable)
     {
         _file = file;
         _clusterBits = header.ClusterBits;
@@ -33,8 +31,11 @@ internal sealed class Qcow2Refcounts
 
     private long ClusterSize => 1L << _clusterBits;
 
+    /// <summary>The largest refcount the image's refcount width can hold.</summary>
+    public ulong MaxRefcount => RefcountBlock.MaxValue(_order);
+
     /// <param name="moveTable">Writes the new refcount table offset and cluster count into the header.</param>
-    public static async ValueTask<Qcow2Refcounts> LoadAsync(FileSource file, Qcow2Header header, Func<long, int, CancellationToken, ValueTask> moveTable, CancellationToken cancellationToken)
+    public static async ValueTask<Qcow2Refcounts> LoadAsync(IHostFile file, Qcow2Header header, Func<long, int, CancellationToken, ValueTask> moveTable, CancellationToken cancellationToken)
     {
         var bytes = new byte[header.RefcountTableClusters * header.ClusterSize];
         await file.ReadAsync((long)header.RefcountTableOffset, bytes, cancellationToken).ConfigureAwait(false);
@@ -78,6 +79,30 @@ internal sealed class Qcow2Refcounts
             _freeHint = start + count;
             return start << _clusterBits;
         }
+    }
+
+    /// <summary>Allocates exactly clusters [first, first+count) if they are all free; false (nothing changed) otherwise.</summary>
+    public async ValueTask<bool> TryAllocateAtAsync(long first, long count, CancellationToken cancellationToken)
+    {
+        for (long b = first / _entriesPerBlock; b <= (first + count - 1) / _entriesPerBlock; b++)
+        {
+            if (await GetBlockAsync(b, cancellationToken).ConfigureAwait(false) is null)
+            {
+                await CreateBlockAsync(b, cancellationToken).ConfigureAwait(false);
+            }
+        }
+
+        for (long c = first; c < first + count; c++)
+        {
+            if (await GetAsync(c, cancellationToken).ConfigureAwait(false) != 0)
+            {
+                return false;
+            }
+        }
+
+        await UpdateAsync(first, count, 1, cancellationToken).ConfigureAwait(false);
+        _freeHint = Math.Max(_freeHint, first + count);
+        return true;
     }
 
     /// <summary>Adds <paramref name="delta"/> to the refcounts of clusters [first, first+count) and writes the changed bytes.</summary>

@@ -40,7 +40,12 @@ public sealed class RawImage : BlockDevice
     protected override async ValueTask<IReadOnlyList<Extent>> GetExtentsCoreAsync(long offset, long length, CancellationToken cancellationToken)
     {
         var inner = await _file.GetExtentsAsync(_offset + offset, length, cancellationToken).ConfigureAwait(false);
-        return _offset == 0 ? inner : inner.Select(e => e with { Offset = e.Offset - _offset }).ToList();
+        // Data lives at the same place in the file (what qemu-img map shows as "offset").
+        return inner.Select(e => e with
+        {
+            Offset = e.Offset - _offset,
+            HostOffset = e.HostOffset ?? (e.IsHole || e.IsZero ? null : e.Offset),
+        }).ToList();
     }
 
     protected override ValueTask DisposeCoreAsync() => _file.DisposeAsync();
