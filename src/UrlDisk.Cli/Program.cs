@@ -5,6 +5,13 @@ using UrlDisk.Cli.Verbs;
 var root = new RootCommand("UrlDisk: use disk images behind http, https, ftp, ftps, tftp and file URLs without downloading them first.");
 root.Options.Add(CliCommon.Stats);
 root.Subcommands.Add(InfoVerb.Create());
+root.Subcommands.Add(ConvertVerb.Create());
+root.Subcommands.Add(DemoVerb.Create());
+root.Subcommands.Add(CreateVerb.Create());
+root.Subcommands.Add(CheckVerb.Create());
+root.Subcommands.Add(CompareVerb.Create());
+root.Subcommands.Add(MapVerb.Create());
+root.Subcommands.Add(ServeVerb.Create());
 
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
 return await root.Parse(args).InvokeAsync(config).ConfigureAwait(false);

@@ -14,16 +14,23 @@ internal static class InfoVerb
         var format = CliCommon.Format();
         var imageOpts = CliCommon.ImageOpts();
         var output = CliCommon.Output();
-        var cmd = new Command("info", "Show the image's virtual size, format and source details") { filename, format, imageOpts, output };
+        var backingChain = new Option<bool>("--backing-chain") { Description = "Show every image of the backing chain" };
+        var cmd = new Command("info", "Show the image's virtual size, format and source details") { filename, format, imageOpts, output, backingChain };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string outputFormat = CliCommon.CheckOutputFormat(r.GetValue(output));
             string spec = r.GetValue(filename)!;
             await using var image = await CliCommon.OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), null, ct).ConfigureAwait(false);
             var json = Describe(image, DisplayFilename(spec));
+            if (r.GetValue(backingChain))
+            {
+                await PrintChainAsync(image, json, outputFormat, ct).ConfigureAwait(false);
+                return 0;
+            }
+
             if (outputFormat == "json")
             {
-                Console.Out.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                Console.Out.WriteLine(json.ToJsonString(new JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
             }
             else
             {
@@ -37,6 +44,39 @@ internal static class InfoVerb
 
     public static string DisplayFilename(string spec) => Redact.Spec(spec);
 
+    /// <summary>The image and each backing image below it (a JSON array, or human blocks separated by blank lines).</summary>
+    private static async Task PrintChainAsync(IBlockDevice image, JsonObject top, string outputFormat, CancellationToken ct)
+    {
+        var all = new List<JsonObject> { top };
+        IBlockDevice? current = image;
+        while (current is UrlDisk.Formats.Qcow2.Qcow2Image q && q.BackingLocation is { } location && all.Count <= UrlDisk.Opening.OpenContext.MaxChainDepth)
+        {
+            current = await q.GetBackingAsync(ct).ConfigureAwait(false);
+            if (current is null)
+            {
+                break;
+            }
+
+            all.Add(Describe(current, DisplayFilename(location)));
+        }
+
+        if (outputFormat == "json")
+        {
+            Console.Out.WriteLine(new JsonArray([.. all]).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+            return;
+        }
+
+        for (int i = 0; i < all.Count; i++)
+        {
+            if (i > 0)
+            {
+                Console.Out.WriteLine();
+            }
+
+            PrintHuman(all[i], Console.Out);
+        }
+    }
+
     /// <summary>qemu-img's keys (<c>virtual-size</c>, <c>filename</c>, <c>format</c>) plus <c>format-specific</c> and <c>source</c>.</summary>
     public static JsonObject Describe(IBlockDevice image, string filename)
     {
@@ -46,7 +86,8 @@ internal static class InfoVerb
             ["filename"] = filename,
             ["format"] = image.Info.Driver,
         };
-        if (image.Info.Details.Count > 0)
+        bool topIsSource = image.Info.Details.ContainsKey("protocol");
+        if (image.Info.Details.Count > 0 && !topIsSource)
         {
             o["format-specific"] = ToJson(image.Info.Details);
         }
@@ -58,15 +99,11 @@ internal static class InfoVerb
             source = child;
         }
 
-        if (!ReferenceEquals(source, image) || image.Info.Details.ContainsKey("protocol"))
+        if (!ReferenceEquals(source, image) || topIsSource)
         {
             var s = ToJson(source.Info.Details);
             s["size"] = source.Length;
             o["source"] = s;
-            if (ReferenceEquals(source, image))
-            {
-                o.Remove("format-specific");
-            }
         }
 
         return o;

@@ -1,5 +1,9 @@
+using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
 using UrlDisk.Sources.File;
+using UrlDisk.Sources.Http;
+using UrlDisk.Sources.Ftp;
+using UrlDisk.Sources.Tftp;
 
 namespace UrlDisk.Opening;
 
@@ -9,11 +13,17 @@ public static class Drivers
     public static IReadOnlyList<IProtocolDriver> Protocols { get; } =
     [
         new FileDriver(),
+        new HttpDriver("http"),
+        new HttpDriver("https"),
+        new FtpDriver("ftp"),
+        new FtpDriver("ftps"),
+        new TftpDriver(),
     ];
 
     public static IReadOnlyList<IFormatDriver> Formats { get; } =
     [
         new RawFormatDriver(),
+        new Qcow2FormatDriver(),
     ];
 
     public static IProtocolDriver? FindProtocol(string name)

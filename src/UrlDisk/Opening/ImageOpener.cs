@@ -31,7 +31,7 @@ public static class ImageOpener
             var protocolNode = root.Clone();
             protocolNode["driver"] = driver;
             var device = await OpenProtocolAsync(protocolNode, context, cancellationToken).ConfigureAwait(false);
-            return driver is null ? await ProbeAndOpenFormatAsync(device, new OptionTree(), context, cancellationToken).ConfigureAwait(false) : device;
+            return driver is null ? await ProbeAndOpenFormatAsync(device, new OptionTree(), WithBase(context, protocolNode), cancellationToken).ConfigureAwait(false) : device;
         }
 
         if (driver is not null && Drivers.FindProtocol(driver) is not null)
@@ -53,6 +53,7 @@ public static class ImageOpener
 
         var formatNode = new OptionTree(root.Pairs.Where(p => !p.Key.StartsWith("file.", StringComparison.Ordinal) && p.Key != "driver"));
         var file = await OpenProtocolAsync(root.Child("file"), context, cancellationToken).ConfigureAwait(false);
+        context = WithBase(context, root.Child("file"));
         try
         {
             return formatDriver is null
@@ -130,6 +131,10 @@ public static class ImageOpener
 
         return await best.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
     }
+
+    /// <summary>Relative names inside an image (qcow2 backing files) resolve against the protocol node's url or filename.</summary>
+    private static OpenContext WithBase(OpenContext context, OptionTree protocolNode)
+        => (protocolNode["url"] ?? protocolNode["filename"]) is { } location ? context with { BaseLocation = location } : context;
 
     /// <summary>The scheme of a URL ("http"), or null for a local path (including Windows-style "C:").</summary>
     public static string? SchemeOf(string filename)

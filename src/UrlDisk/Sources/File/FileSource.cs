@@ -23,6 +23,7 @@ public sealed class FileSource : BlockDevice
             CanWriteZeroes = writable,
             CanTrim = false,
             CanFlush = writable,
+            ReportsAllocation = SparseFileMap.IsSupported,
             PreferredBlockSize = 64 * 1024,
             Details = new Dictionary<string, object?> { ["protocol"] = "file", ["path"] = System.IO.Path.GetFullPath(path) },
         };
@@ -102,6 +103,9 @@ public sealed class FileSource : BlockDevice
             RandomAccess.FlushToDisk(_handle);
         }
     }
+
+    protected override ValueTask<IReadOnlyList<Extent>> GetExtentsCoreAsync(long offset, long length, CancellationToken cancellationToken)
+        => new(SparseFileMap.GetExtents(_handle, offset, length));
 
     public override ValueTask FlushAsync(CancellationToken cancellationToken = default)
     {

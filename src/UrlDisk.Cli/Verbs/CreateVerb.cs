@@ -1,0 +1,83 @@
+using System.CommandLine;
+using UrlDisk.Formats.Qcow2;
+using UrlDisk.Opening;
+using UrlDisk.Specs;
+
+namespace UrlDisk.Cli.Verbs;
+
+/// <summary><c>urldisk create -f qcow2 [-b BACKING -F FMT] [-o …] FILE [SIZE]</c>, as qemu-img create.</summary>
+internal static class CreateVerb
+{
+    public static Command Create()
+    {
+        var filename = new Argument<string>("filename") { Description = "Path of the new image" };
+        var size = new Argument<string?>("size") { Description = "Virtual size (e.g. 10G); taken from the backing file when absent", Arity = ArgumentArity.ZeroOrOne };
+        var format = new Option<string>("--format", "-f") { Description = "Format of the new image: qcow2 or raw", DefaultValueFactory = _ => "raw" };
+        var backing = new Option<string?>("--backing", "-b") { Description = "Backing file (path, URL or json: spec), stored as given" };
+        var backingFormat = new Option<string?>("--backing-format", "-F") { Description = "Format of the backing file (raw or qcow2)" };
+        var options = new Option<string[]>("-o") { Description = "Format options: cluster_size, compat (1.1 or 0.10), compression_type (zlib or zstd), refcount_bits, extended_l2, lazy_refcounts", AllowMultipleArgumentsPerToken = false };
+        var cmd = new Command("create", "Create a new empty image") { filename, size, format, backing, backingFormat, options };
+        cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
+        {
+            string path = r.GetValue(filename)!;
+            string fmt = r.GetValue(format)!;
+            string? sizeText = r.GetValue(size);
+            string? backingName = r.GetValue(backing);
+            string optionText = string.Join(',', r.GetValue(options) ?? []);
+            if (fmt is not ("qcow2" or "raw"))
+            {
+                throw new OptionException($"create: format '{fmt}' is not supported; use qcow2 or raw");
+            }
+
+            long bytes;
+            if (sizeText is not null)
+            {
+                if (!SizeParser.TryParse(sizeText, out bytes))
+                {
+                    throw new OptionException($"create: '{sizeText}' is not a size; use a number with an optional suffix T, G, M, K/k or b");
+                }
+            }
+            else if (backingName is not null)
+            {
+                // As qemu-img: the size of the backing file, resolved against the new image's location.
+                var context = new OpenContext { BaseLocation = path };
+                string location = BackingName.Resolve(backingName, path);
+                await using var b = await ImageOpener.OpenAsync(location, r.GetValue(backingFormat), context with { BaseLocation = null }, ct).ConfigureAwait(false);
+                bytes = b.Length;
+            }
+            else
+            {
+                throw new OptionException("create: give the image size (or a backing file to take it from)");
+            }
+
+            if (fmt == "raw")
+            {
+                if (backingName is not null || optionText.Length > 0)
+                {
+                    throw new OptionException("create: raw images take no backing file and no -o options");
+                }
+
+                await using var f = new FileStream(path, FileMode.Create, FileAccess.Write);
+                f.SetLength(bytes);
+                Console.Out.WriteLine($"Formatting '{path}', fmt=raw size={bytes}");
+                return 0;
+            }
+
+            var o = Qcow2CreateOptions.Parse(optionText.Length == 0 ? null : optionText);
+            if (backingName is not null)
+            {
+                o = o with { BackingFile = backingName, BackingFormat = r.GetValue(backingFormat) ?? o.BackingFormat };
+            }
+            else if (r.GetValue(backingFormat) is not null && o.BackingFile is null)
+            {
+                throw new OptionException("create: -F needs a backing file (-b)");
+            }
+
+            await Qcow2Creator.CreateAsync(path, bytes, o, ct).ConfigureAwait(false);
+            string backingPart = o.BackingFile is null ? "" : $" backing_file={o.BackingFile} backing_fmt={o.BackingFormat}";
+            Console.Out.WriteLine($"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")} compression_type={o.CompressionType} size={bytes}{backingPart} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}");
+            return 0;
+        }));
+        return cmd;
+    }
+}

@@ -1,0 +1,188 @@
+using System.CommandLine;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using UrlDisk.Nbd;
+using UrlDisk.Opening;
+using UrlDisk.Specs;
+
+namespace UrlDisk.Cli.Verbs;
+
+/// <summary>
+/// <c>urldisk serve</c>: exports any image spec over NBD, with qemu-nbd's options.
+/// Like qemu-nbd it serves one client at a time and exits when that client leaves, unless
+/// <c>--shared</c> and <c>--persistent</c> say otherwise. SIGINT/SIGTERM stop it gracefully (exit 0).
+/// </summary>
+internal static class ServeVerb
+{
+    public static Command Create()
+    {
+        var filename = new Argument<string>("filename") { Description = "Path, URL or json: spec of the image to export" };
+        var socket = new Option<string?>("--socket", "-k") { Description = "Listen on this Unix socket instead of TCP" };
+        var bind = new Option<string>("--bind", "-b") { Description = "TCP address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port", "-p") { Description = "TCP port to listen on (0 picks a free one)", DefaultValueFactory = _ => 10809 };
+        var exportName = new Option<string>("--export-name", "-x") { Description = "Name of the export (default: empty, the default export)", DefaultValueFactory = _ => "" };
+        var description = new Option<string?>("--description", "-D") { Description = "Human-readable description of the export" };
+        var readOnly = new Option<bool>("--read-only", "-r") { Description = "Export read-only (remote sources always are)" };
+        var copyOnRead = new Option<bool>("--copy-on-read") { Description = "Copy data read from a backing file into the image (qcow2 overlays)" };
+        var shared = new Option<int>("--shared", "-e") { Description = "Clients served at once; 0 means no limit (default 1, as qemu-nbd)", DefaultValueFactory = _ => 1 };
+        var persistent = new Option<bool>("--persistent", "-t") { Description = "Keep serving after the last client disconnects" };
+        var pidFile = new Option<string?>("--pid-file") { Description = "Write the process id to this file once listening" };
+        var format = CliCommon.Format();
+        var imageOpts = CliCommon.ImageOpts();
+        var cmd = new Command("serve", "Export an image over NBD (like qemu-nbd)")
+        {
+            filename, socket, bind, port, exportName, description, readOnly, copyOnRead, shared, persistent, pidFile, format, imageOpts,
+        };
+        cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
+        {
+            string spec = r.GetValue(filename)!;
+            string? socketPath = r.GetValue(socket);
+            int tcpPort = r.GetValue(port);
+            int sharedCount = r.GetValue(shared);
+            string name = r.GetValue(exportName) ?? "";
+            if (socketPath is not null && r.GetResult(bind) is { Implicit: false })
+            {
+                throw new OptionException("--socket and --bind exclude each other; give one");
+            }
+
+            if (tcpPort is < 0 or > 65535)
+            {
+                throw new OptionException($"--port: {tcpPort} is not allowed; use 0..65535");
+            }
+
+            if (sharedCount < 0)
+            {
+                throw new OptionException($"--shared: {sharedCount} is not allowed; use 0 (no limit) or a positive number");
+            }
+
+            if (name.Length > 4096 || name.Contains('\0'))
+            {
+                throw new OptionException("--export-name: at most 4096 bytes, no NUL characters");
+            }
+
+            await using var image = await OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), ct).ConfigureAwait(false);
+            var server = new NbdServer(image, new NbdServerOptions
+            {
+                ExportName = name,
+                Description = r.GetValue(description),
+                ReadOnly = r.GetValue(readOnly),
+                MaxConnections = sharedCount,
+                Persistent = r.GetValue(persistent),
+                Log = Console.Error,
+            });
+
+            using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);
+            string? pidPath = r.GetValue(pidFile);
+            using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+            try
+            {
+                if (pidPath is not null)
+                {
+                    await File.WriteAllTextAsync(pidPath, Environment.ProcessId + "\n", CancellationToken.None).ConfigureAwait(false);
+                }
+
+                string mode = server.Writable ? "read-write" : "read-only";
+                Console.Error.WriteLine($"urldisk: serving {InfoVerb.DisplayFilename(spec)} ({mode}, {image.Length} bytes) on {uri}");
+                await server.RunAsync(listener, stop.Token).ConfigureAwait(false);
+            }
+            finally
+            {
+                listener.Close();
+                if (socketPath is not null)
+                {
+                    TryDelete(socketPath);
+                }
+
+                if (pidPath is not null)
+                {
+                    TryDelete(pidPath);
+                }
+            }
+
+            return 0;
+        }));
+        return cmd;
+    }
+
+    /// <summary>Opens for writing unless told not to; a local file we may not write is served read-only, as qemu-nbd does with auto-read-only.</summary>
+    private static async ValueTask<IBlockDevice> OpenAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, CancellationToken ct)
+    {
+        var context = new OpenContext { Writable = !readOnly, CopyOnRead = copyOnRead };
+        try
+        {
+            return await CliCommon.OpenAsync(spec, imageOpts, format, context, ct).ConfigureAwait(false);
+        }
+        catch (SourceException e) when (!readOnly && e.InnerException is UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"urldisk: {InfoVerb.DisplayFilename(spec)} is not writable; serving it read-only");
+            return await CliCommon.OpenAsync(spec, imageOpts, format, context with { Writable = false }, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static Socket Listen(string? socketPath, string bind, int port, out string uri, string exportName)
+    {
+        Socket listener;
+        string export = Uri.EscapeDataString(exportName);
+        if (socketPath is not null)
+        {
+            string full = Path.GetFullPath(socketPath);
+            if (File.Exists(full))
+            {
+                throw new OptionException($"--socket: '{socketPath}' already exists; remove it or pick another path");
+            }
+
+            listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            try
+            {
+                listener.Bind(new UnixDomainSocketEndPoint(full));
+                listener.Listen(64);
+            }
+            catch (SocketException e)
+            {
+                listener.Dispose();
+                throw new OptionException($"--socket: cannot listen on '{socketPath}': {e.Message}");
+            }
+
+            uri = $"nbd+unix:///{export}?socket={full}";
+            return listener;
+        }
+
+        if (!IPAddress.TryParse(bind, out var address))
+        {
+            address = Dns.GetHostAddresses(bind).FirstOrDefault()
+                ?? throw new OptionException($"--bind: '{bind}' is not an IP address or a name that resolves");
+        }
+
+        listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            listener.Bind(new IPEndPoint(address, port));
+            listener.Listen(64);
+        }
+        catch (SocketException e)
+        {
+            listener.Dispose();
+            throw new OptionException($"--bind/--port: cannot listen on {bind}:{port}: {e.Message}");
+        }
+
+        var ep = (IPEndPoint)listener.LocalEndPoint!;
+        string host = ep.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
+        uri = $"nbd://{host}:{ep.Port}/{export}";
+        return listener;
+    }
+
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+}

@@ -1,0 +1,109 @@
+namespace UrlDisk;
+
+/// <summary>
+/// A seekable <see cref="Stream"/> over a block device, for .NET code that wants a Stream.
+/// Reads past the end return 0; writes past the end are an error (block devices do not grow).
+/// Each call maps to positional I/O, so several streams over one device may be used at once.
+/// </summary>
+public sealed class BlockDeviceStream : Stream
+{
+    private readonly IBlockDevice _device;
+    private readonly bool _ownsDevice;
+    private long _position;
+
+    public BlockDeviceStream(IBlockDevice device, bool ownsDevice = false)
+    {
+        _device = device;
+        _ownsDevice = ownsDevice;
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => true;
+    public override bool CanWrite => _device.Info.CanWrite;
+    public override long Length => _device.Length;
+
+    public override long Position
+    {
+        get => _position;
+        set => _position = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), "Position must not be negative.");
+    }
+
+    public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
+    {
+        SeekOrigin.Begin => offset,
+        SeekOrigin.Current => _position + offset,
+        SeekOrigin.End => _device.Length + offset,
+        _ => throw new ArgumentOutOfRangeException(nameof(origin)),
+    };
+
+    public override void SetLength(long value) => throw new NotSupportedException("A block device's length is fixed.");
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        long available = _device.Length - _position;
+        if (available <= 0 || buffer.Length == 0)
+        {
+            return 0;
+        }
+
+        int n = (int)Math.Min(buffer.Length, available);
+        await _device.ReadAsync(_position, buffer[..n], cancellationToken).ConfigureAwait(false);
+        _position += n;
+        return n;
+    }
+
+    public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    // The synchronous Stream API has no async path to lean on: callers that choose it accept blocking.
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override int Read(Span<byte> buffer)
+    {
+        byte[] tmp = new byte[buffer.Length];
+        int n = Read(tmp, 0, tmp.Length);
+        tmp.AsSpan(0, n).CopyTo(buffer);
+        return n;
+    }
+
+    public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
+    {
+        if (_position + buffer.Length > _device.Length)
+        {
+            throw new IOException($"Write of {buffer.Length} bytes at {_position} is past the end of the device ({_device.Length} bytes).");
+        }
+
+        await _device.WriteAsync(_position, buffer, WriteOptions.None, cancellationToken).ConfigureAwait(false);
+        _position += buffer.Length;
+    }
+
+    public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
+        => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
+
+    public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+    public override Task FlushAsync(CancellationToken cancellationToken) => _device.FlushAsync(cancellationToken).AsTask();
+
+    public override void Flush() => _device.FlushAsync().AsTask().GetAwaiter().GetResult();
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && _ownsDevice)
+        {
+            _device.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        }
+
+        base.Dispose(disposing);
+    }
+
+    public override async ValueTask DisposeAsync()
+    {
+        if (_ownsDevice)
+        {
+            await _device.DisposeAsync().ConfigureAwait(false);
+        }
+
+        await base.DisposeAsync().ConfigureAwait(false);
+        GC.SuppressFinalize(this);
+    }
+}

@@ -1,0 +1,104 @@
+using System.Numerics;
+using UrlDisk.Specs;
+
+namespace UrlDisk.Formats.Qcow2;
+
+/// <summary>What <c>create -f qcow2 -o …</c> accepts, with QEMU's defaults.</summary>
+public sealed record Qcow2CreateOptions
+{
+    public int ClusterSize { get; init; } = 65536;
+
+    /// <summary>"1.1" (version 3) or "0.10" (version 2).</summary>
+    public string Compat { get; init; } = "1.1";
+
+    /// <summary>"zlib" or "zstd".</summary>
+    public string CompressionType { get; init; } = "zlib";
+
+    public int RefcountBits { get; init; } = 16;
+    public bool ExtendedL2 { get; init; }
+    public bool LazyRefcounts { get; init; }
+
+    /// <summary>Stored as given (path, URL or json: spec).</summary>
+    public string? BackingFile { get; init; }
+
+    public string? BackingFormat { get; init; }
+
+    public static IReadOnlyList<string> Names { get; } =
+        ["cluster_size", "compat", "compression_type", "refcount_bits", "extended_l2", "lazy_refcounts", "backing_file", "backing_fmt", "preallocation"];
+
+    /// <summary>Parses <c>key=value,…</c> (qemu-img's -o) onto <paramref name="start"/>.</summary>
+    public static Qcow2CreateOptions Parse(string? text, Qcow2CreateOptions? start = null)
+    {
+        var o = start ?? new Qcow2CreateOptions();
+        if (string.IsNullOrEmpty(text))
+        {
+            return o;
+        }
+
+        var tree = SpecParser.ParseKeyValue(text);
+        tree.RejectUnknown("qcow2", Names);
+        if (tree["preallocation"] is { } p && p != "off")
+        {
+            throw new OptionException($"qcow2: preallocation={p} is not supported; only off");
+        }
+
+        return o with
+        {
+            ClusterSize = (int)Math.Min(int.MaxValue, tree.GetSize("cluster_size", o.ClusterSize)),
+            Compat = tree["compat"] ?? o.Compat,
+            CompressionType = tree["compression_type"] ?? o.CompressionType,
+            RefcountBits = tree.GetInt("refcount_bits", o.RefcountBits, 1, 64),
+            ExtendedL2 = tree.GetBool("extended_l2", o.ExtendedL2),
+            LazyRefcounts = tree.GetBool("lazy_refcounts", o.LazyRefcounts),
+            BackingFile = tree["backing_file"] ?? o.BackingFile,
+            BackingFormat = tree["backing_fmt"] ?? o.BackingFormat,
+        };
+    }
+
+    /// <summary>Checks the combination; the message names the option and what is allowed.</summary>
+    public void Validate()
+    {
+        if (ClusterSize < 512 || ClusterSize > 2 * 1024 * 1024 || !BitOperations.IsPow2(ClusterSize))
+        {
+            throw new OptionException($"qcow2: cluster_size {ClusterSize} is not allowed; use a power of two from 512 to 2M");
+        }
+
+        if (Compat is not ("1.1" or "0.10" or "v3" or "v2"))
+        {
+            throw new OptionException($"qcow2: compat '{Compat}' is not allowed; use 1.1 or 0.10");
+        }
+
+        if (CompressionType is not ("zlib" or "zstd"))
+        {
+            throw new OptionException($"qcow2: compression_type '{CompressionType}' is not allowed; use zlib or zstd");
+        }
+
+        if (!BitOperations.IsPow2(RefcountBits) || RefcountBits > 64)
+        {
+            throw new OptionException($"qcow2: refcount_bits {RefcountBits} is not allowed; use 1, 2, 4, 8, 16, 32 or 64");
+        }
+
+        bool v2 = Version == 2;
+        if (v2 && (RefcountBits != 16 || ExtendedL2 || CompressionType != "zlib" || LazyRefcounts))
+        {
+            throw new OptionException("qcow2: compat=0.10 allows only refcount_bits=16, extended_l2=off, compression_type=zlib and lazy_refcounts=off; use compat=1.1");
+        }
+
+        if (ExtendedL2 && ClusterSize < 16384)
+        {
+            throw new OptionException($"qcow2: extended_l2=on needs cluster_size of at least 16k, not {ClusterSize}");
+        }
+
+        if (BackingFile is not null && string.IsNullOrEmpty(BackingFormat))
+        {
+            throw new OptionException("qcow2: a backing file needs its format (-F raw or -F qcow2), as qemu-img requires");
+        }
+
+        if (BackingFile is { Length: > 1023 })
+        {
+            throw new OptionException("qcow2: the backing file name is longer than 1023 bytes");
+        }
+    }
+
+    public int Version => Compat is "0.10" or "v2" ? 2 : 3;
+}

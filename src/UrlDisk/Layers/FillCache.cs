@@ -1,0 +1,243 @@
+using Microsoft.Win32.SafeHandles;
+using UrlDisk.Diagnostics;
+
+namespace UrlDisk.Layers;
+
+/// <summary>Where and how a <see cref="FillCache"/> keeps its file.</summary>
+public sealed record FillCacheOptions
+{
+    /// <summary>Directory for the cache file; null means the system temp directory.</summary>
+    public string? Directory { get; init; }
+
+    /// <summary>Keep the file after dispose (its path is in Info.Details["fill-cache"]).</summary>
+    public bool KeepFile { get; init; }
+
+    /// <summary>How many times a failed transfer starts again from byte 0 (bytes already filled are not rewritten).</summary>
+    public int Retries { get; init; } = 3;
+}
+
+/// <summary>
+/// Random access over a source that can only send the whole file in order: ONE background transfer fills a local
+/// sparse file, and a read returns as soon as the fill has passed the end of its range. With the length unknown
+/// up front, opening waits for the end of the transfer.
+/// </summary>
+public sealed class FillCache : BlockDevice
+{
+    private readonly ISequentialSource _source;
+    private readonly SafeFileHandle _file;
+    private readonly string _path;
+    private readonly bool _keep;
+    private readonly FillWatermark _watermark = new();
+    private readonly CancellationTokenSource _stop = new();
+    private readonly KeyValuePair<string, object?> _tag;
+    private readonly int _retries;
+    private Task _fill = Task.CompletedTask;
+    private long _length;
+    private BlockDeviceInfo _info = null!;
+
+    private FillCache(ISequentialSource source, FillCacheOptions options, SafeFileHandle file, string path)
+    {
+        _source = source;
+        _file = file;
+        _path = path;
+        _keep = options.KeepFile;
+        _retries = options.Retries;
+        _length = source.Length ?? -1;
+        _tag = new("protocol", source.Protocol);
+    }
+
+    /// <summary>Starts the fill; returns at once when the source knows its length, else after the whole transfer. Takes ownership of <paramref name="source"/>.</summary>
+    public static async Task<FillCache> CreateAsync(ISequentialSource source, FillCacheOptions? options, CancellationToken cancellationToken)
+    {
+        options ??= new FillCacheOptions();
+        string dir = options.Directory ?? Path.GetTempPath();
+        string path = Path.Combine(dir, $"urldisk-fill-{Guid.NewGuid():n}.part");
+        SafeFileHandle file;
+        try
+        {
+            System.IO.Directory.CreateDirectory(dir);
+            file = File.OpenHandle(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.Read, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            await source.DisposeAsync().ConfigureAwait(false);
+            throw new UrlDiskException($"cannot create the fill cache file in '{dir}': {e.Message}", e);
+        }
+
+        var cache = new FillCache(source, options, file, path);
+        if (source.Length is { } known)
+        {
+            // A sparse file of the final size: unfilled parts take no disk space.
+            RandomAccess.SetLength(file, known);
+        }
+
+        cache._info = cache.MakeInfo();
+        cache._fill = Task.Run(cache.FillAsync, CancellationToken.None);
+        if (source.Length is null)
+        {
+            try
+            {
+                await cache._fill.WaitAsync(cancellationToken).ConfigureAwait(false);
+                cache.ThrowIfFailed();
+            }
+            catch
+            {
+                await cache.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+        }
+
+        return cache;
+    }
+
+    public override long Length => Volatile.Read(ref _length);
+
+    /// <summary>Built on each call, so Details["fill-cache"] shows how far the fill is now.</summary>
+    public override BlockDeviceInfo Info => _info with
+    {
+        Details = new Dictionary<string, object?>(_info.Details)
+        {
+            ["fill-cache"] = new Dictionary<string, object?>
+            {
+                ["file"] = _path,
+                ["filled"] = Filled,
+                ["complete"] = _fill.IsCompleted && _failure is null,
+                ["kept-after-close"] = _keep,
+            },
+        },
+    };
+
+    /// <summary>Bytes filled so far, from byte 0.</summary>
+    public long Filled => _watermark.Filled;
+
+    public string CachePath => _path;
+
+    private Exception? _failure;
+
+    private void ThrowIfFailed()
+    {
+        if (_failure is not null)
+        {
+            throw _failure;
+        }
+    }
+
+    private BlockDeviceInfo MakeInfo()
+    {
+        return new BlockDeviceInfo
+        {
+            Driver = _source.Protocol,
+            DisplayName = _source.DisplayName,
+            PreferredBlockSize = 64 * 1024,
+            Details = _source.Details,
+        };
+    }
+
+    private async Task FillAsync()
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            long position = 0;
+            try
+            {
+                await _source.CopyToAsync(async (chunk, ct) =>
+                {
+                    long end = position + chunk.Length;
+                    long filled = _watermark.Filled;
+                    if (_length >= 0 && end > _length)
+                    {
+                        throw new RemoteFileChangedException($"{_source.DisplayName}: the transfer sent more than the {_length} bytes announced; the file changed");
+                    }
+
+                    if (end > filled)
+                    {
+                        // After a restart, bytes below the watermark are already in the file.
+                        int skip = (int)Math.Max(0, filled - position);
+                        await RandomAccess.WriteAsync(_file, chunk[skip..], position + skip, ct).ConfigureAwait(false);
+                        _watermark.Advance(end);
+                    }
+
+                    position = end;
+                }, _stop.Token).ConfigureAwait(false);
+
+                if (_length >= 0 && position != _length)
+                {
+                    throw new RemoteFileChangedException($"{_source.DisplayName}: the transfer ended at byte {position}, not at the {_length} announced; the file changed");
+                }
+
+                Volatile.Write(ref _length, position);
+                _watermark.Complete();
+                return;
+            }
+            catch (SourceException e) when (e.IsTransient && attempt < _retries && !_stop.IsCancellationRequested)
+            {
+                UrlDiskMetrics.Retries.Add(1, _tag);
+                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 200 * Math.Pow(2, attempt))), _stop.Token).ConfigureAwait(false);
+            }
+            catch (Exception e)
+            {
+                _failure = e is OperationCanceledException && _stop.IsCancellationRequested
+                    ? new ObjectDisposedException(nameof(FillCache), "the fill cache was closed")
+                    : e;
+                _watermark.Fail(_failure);
+                return;
+            }
+        }
+    }
+
+    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        long end = offset + buffer.Length;
+        if (_watermark.Filled >= end)
+        {
+            UrlDiskMetrics.CacheHits.Add(1, _tag);
+        }
+        else
+        {
+            UrlDiskMetrics.CacheJoins.Add(1, _tag);
+            await _watermark.WaitAsync(end, cancellationToken).ConfigureAwait(false);
+        }
+
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            int n = await RandomAccess.ReadAsync(_file, buffer[done..], offset + done, cancellationToken).ConfigureAwait(false);
+            if (n == 0)
+            {
+                throw new IOException($"fill cache file '{_path}' is shorter than expected");
+            }
+
+            done += n;
+        }
+
+        UrlDiskMetrics.BytesRead.Add(buffer.Length, _tag);
+    }
+
+    protected override async ValueTask DisposeCoreAsync()
+    {
+        await _stop.CancelAsync().ConfigureAwait(false);
+        try
+        {
+            await _fill.ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is OperationCanceledException or SourceException or IOException)
+        {
+            // The fill is being abandoned; its failure matters to no reader now.
+        }
+
+        await _source.DisposeAsync().ConfigureAwait(false);
+        _file.Dispose();
+        _stop.Dispose();
+        if (!_keep)
+        {
+            try
+            {
+                File.Delete(_path);
+            }
+            catch (IOException)
+            {
+                // Best effort; the file is in a temp or cache directory.
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+using System.Buffers;
+using UrlDisk.Nbd.Wire;
+using UrlDisk.Specs;
+
+namespace UrlDisk.Nbd;
+
+/// <summary>READ (simple, or structured with holes skipped) and BLOCK_STATUS, both driven by the device's extents.</summary>
+internal sealed partial class NbdConnection
+{
+    /// <summary>Most descriptors in one BLOCK_STATUS reply; the client asks again from where the reply stopped.</summary>
+    private const int MaxDescriptors = 64 * 1024;
+
+    /// <summary>A piece of a READ reply: data to send, or a range known to read as zeros.</summary>
+    private readonly record struct ReadPiece(long Offset, long Length, bool Zero);
+
+    private async Task ReadAsync(NbdRequest r, CancellationToken ct)
+    {
+        long offset = (long)r.Offset;
+        int length = (int)r.Length;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        try
+        {
+            List<ReadPiece> pieces;
+            try
+            {
+                pieces = await PlanReadAsync(offset, length, dontFragment: (r.Flags & NbdCommandFlags.DontFragment) != 0, ct).ConfigureAwait(false);
+                foreach (var p in pieces)
+                {
+                    if (!p.Zero)
+                    {
+                        await _export.Device.ReadAsync(p.Offset, buffer.AsMemory((int)(p.Offset - offset), (int)p.Length), ct).ConfigureAwait(false);
+                    }
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+            {
+                await SendErrorAsync(r, NbdErrorMapping.ToNbdError(e), Redact.Spec(e.Message)).ConfigureAwait(false);
+                return;
+            }
+
+            if (!_structuredReplies)
+            {
+                var header = new byte[SimpleReplyHeader.Size];
+                new SimpleReplyHeader(NbdError.None, r.Cookie).Write(header);
+                await SendAsync(header, buffer.AsMemory(0, length)).ConfigureAwait(false);
+                return;
+            }
+
+            if (pieces.Count == 0)
+            {
+                await SendChunkAsync(r.Cookie, NbdReplyFlags.Done, NbdReplyChunkType.None, ReadOnlyMemory<byte>.Empty).ConfigureAwait(false);
+                return;
+            }
+
+            // Everything was read before the first chunk goes out, so no error can follow a chunk marked done.
+            for (int i = 0; i < pieces.Count; i++)
+            {
+                var p = pieces[i];
+                var flags = i == pieces.Count - 1 ? NbdReplyFlags.Done : NbdReplyFlags.None;
+                if (p.Zero)
+                {
+                    var hole = new byte[OffsetHoleChunk.Size];
+                    new OffsetHoleChunk((ulong)p.Offset, (uint)p.Length).Write(hole);
+                    await SendChunkAsync(r.Cookie, flags, NbdReplyChunkType.OffsetHole, hole).ConfigureAwait(false);
+                }
+                else
+                {
+                    var bytes = new byte[StructuredReplyHeader.Size + OffsetDataChunk.Size];
+                    new StructuredReplyHeader(flags, NbdReplyChunkType.OffsetData, r.Cookie, (uint)(OffsetDataChunk.Size + p.Length)).Write(bytes);
+                    new OffsetDataChunk((ulong)p.Offset).Write(bytes.AsSpan(StructuredReplyHeader.Size));
+                    await SendAsync(bytes, buffer.AsMemory((int)(p.Offset - offset), (int)p.Length)).ConfigureAwait(false);
+                }
+            }
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    /// <summary>
+    /// Splits a read into data and zero pieces from the device's extents (only with structured replies, only when
+    /// the device knows its allocation, and never with DF). Adjacent pieces of the same kind are merged.
+    /// </summary>
+    private async ValueTask<List<ReadPiece>> PlanReadAsync(long offset, int length, bool dontFragment, CancellationToken ct)
+    {
+        var pieces = new List<ReadPiece>();
+        if (length == 0)
+        {
+            return pieces;
+        }
+
+        if (!_structuredReplies || dontFragment || !_export.Device.Info.ReportsAllocation)
+        {
+            pieces.Add(new ReadPiece(offset, length, Zero: false));
+            return pieces;
+        }
+
+        long end = offset + length;
+        long at = offset;
+        foreach (var e in await _export.Device.GetExtentsAsync(offset, length, ct).ConfigureAwait(false))
+        {
+            long s = Math.Max(e.Offset, at);
+            long t = Math.Min(e.End, end);
+            if (t <= s || s != at)
+            {
+                // Extents must be contiguous; anything else is treated as data from here on.
+                if (s != at)
+                {
+                    break;
+                }
+
+                continue;
+            }
+
+            Add(pieces, new ReadPiece(s, t - s, e.IsZero));
+            at = t;
+        }
+
+        if (at < end)
+        {
+            Add(pieces, new ReadPiece(at, end - at, Zero: false));
+        }
+
+        return pieces;
+
+        static void Add(List<ReadPiece> list, ReadPiece p)
+        {
+            if (list.Count > 0 && list[^1].Zero == p.Zero)
+            {
+                list[^1] = list[^1] with { Length = list[^1].Length + p.Length };
+            }
+            else
+            {
+                list.Add(p);
+            }
+        }
+    }
+
+    private async Task BlockStatusAsync(NbdRequest r, CancellationToken ct)
+    {
+        long offset = (long)r.Offset;
+        long length = (long)r.Length;
+        var descriptors = new List<BlockStatusDescriptor>();
+        try
+        {
+            if (length > 0)
+            {
+                long at = offset;
+                foreach (var e in await _export.Device.GetExtentsAsync(offset, length, ct).ConfigureAwait(false))
+                {
+                    long s = Math.Max(e.Offset, at);
+                    long t = Math.Min(e.End, offset + length);
+                    if (s != at || t <= s)
+                    {
+                        if (s != at)
+                        {
+                            break;
+                        }
+
+                        continue;
+                    }
+
+                    var state = (e.IsHole ? NbdAllocationState.Hole : 0) | (e.IsZero ? NbdAllocationState.Zero : 0);
+                    if (descriptors.Count > 0 && descriptors[^1].State == state && descriptors[^1].Length + (ulong)(t - s) <= uint.MaxValue)
+                    {
+                        descriptors[^1] = descriptors[^1] with { Length = descriptors[^1].Length + (uint)(t - s) };
+                    }
+                    else if (descriptors.Count < MaxDescriptors)
+                    {
+                        descriptors.Add(new BlockStatusDescriptor((uint)(t - s), state));
+                    }
+                    else
+                    {
+                        break;
+                    }
+
+                    at = t;
+                }
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
+        {
+            await SendErrorAsync(r, NbdErrorMapping.ToNbdError(e), Redact.Spec(e.Message)).ConfigureAwait(false);
+            return;
+        }
+
+        if (descriptors.Count == 0)
+        {
+            // At least one descriptor must come back; status 0 ("allocated, maybe not zero") is always safe.
+            descriptors.Add(new BlockStatusDescriptor((uint)length, NbdAllocationState.Data));
+        }
+
+        if ((r.Flags & NbdCommandFlags.ReqOne) != 0 && descriptors.Count > 1)
+        {
+            descriptors.RemoveRange(1, descriptors.Count - 1);
+        }
+
+        var payload = new byte[BlockStatusDescriptor.ContextIdSize + (descriptors.Count * BlockStatusDescriptor.Size)];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(payload, BaseAllocationContextId);
+        for (int i = 0; i < descriptors.Count; i++)
+        {
+            descriptors[i].Write(payload.AsSpan(BlockStatusDescriptor.ContextIdSize + (i * BlockStatusDescriptor.Size)));
+        }
+
+        await SendChunkAsync(r.Cookie, NbdReplyFlags.Done, NbdReplyChunkType.BlockStatus, payload).ConfigureAwait(false);
+    }
+
+    private ValueTask SendChunkAsync(ulong cookie, NbdReplyFlags flags, NbdReplyChunkType type, ReadOnlyMemory<byte> payload)
+    {
+        var header = new byte[StructuredReplyHeader.Size];
+        new StructuredReplyHeader(flags, type, cookie, (uint)payload.Length).Write(header);
+        return SendAsync(header, payload);
+    }
+}

@@ -1,0 +1,141 @@
+using System.Net.Sockets;
+
+namespace UrlDisk.Nbd;
+
+/// <summary>
+/// An NBD server (fixed newstyle, structured replies, <c>base:allocation</c>) exporting one <see cref="IBlockDevice"/>.
+/// It knows nothing of formats or sources. A misbehaving client only loses its own connection.
+/// </summary>
+public sealed class NbdServer
+{
+    private readonly NbdExport _export;
+    private int _connectionCount;
+
+    public NbdServer(IBlockDevice device, NbdServerOptions? options = null)
+    {
+        options ??= new NbdServerOptions();
+        if (options.MaxConnections < 0)
+        {
+            throw new OptionException($"--shared: {options.MaxConnections} is not allowed; use 0 (no limit) or a positive number");
+        }
+
+        _export = new NbdExport(device, options);
+    }
+
+    public IBlockDevice Device => _export.Device;
+
+    /// <summary>True when clients may write (the device can and the export is not read-only).</summary>
+    public bool Writable => _export.Writable;
+
+    /// <summary>Clients connected right now.</summary>
+    public int ConnectionCount => Volatile.Read(ref _connectionCount);
+
+    /// <summary>
+    /// Accepts clients on <paramref name="listener"/> until <paramref name="stop"/> fires (or, unless persistent, the last
+    /// client leaves). Then it stops accepting, lets every connection finish the requests it has in flight, and flushes.
+    /// </summary>
+    public async Task RunAsync(Socket listener, CancellationToken stop)
+    {
+        var options = _export.Options;
+        int limit = options.MaxConnections == 0 ? NbdServerOptions.ConnectionCap : options.MaxConnections;
+        using var slots = new SemaphoreSlim(limit);
+        using var acceptStop = CancellationTokenSource.CreateLinkedTokenSource(stop);
+        var connections = new HashSet<Task>();
+        var gate = new Lock();
+        try
+        {
+            while (true)
+            {
+                await slots.WaitAsync(acceptStop.Token).ConfigureAwait(false);
+                Socket client;
+                try
+                {
+                    client = await listener.AcceptAsync(acceptStop.Token).ConfigureAwait(false);
+                }
+                catch
+                {
+                    slots.Release();
+                    throw;
+                }
+
+                if (client.ProtocolType == ProtocolType.Tcp)
+                {
+                    client.NoDelay = true;
+                }
+
+                Task task = null!;
+                task = Task.Run(async () =>
+                {
+                    try
+                    {
+                        await ServeClientAsync(client, stop).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        bool idle;
+                        lock (gate)
+                        {
+                            connections.Remove(task);
+                            idle = connections.Count == 0;
+                        }
+
+                        slots.Release();
+                        if (idle && !options.Persistent)
+                        {
+                            await acceptStop.CancelAsync().ConfigureAwait(false);
+                        }
+                    }
+                }, CancellationToken.None);
+                lock (gate)
+                {
+                    if (!task.IsCompleted)
+                    {
+                        connections.Add(task);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (acceptStop.IsCancellationRequested)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+
+        Task[] remaining;
+        lock (gate)
+        {
+            remaining = [.. connections];
+        }
+
+        await Task.WhenAll(remaining).ConfigureAwait(false);
+        if (_export.Writable)
+        {
+            await _export.Device.FlushAsync(CancellationToken.None).ConfigureAwait(false);
+        }
+    }
+
+    private async Task ServeClientAsync(Socket client, CancellationToken stop)
+    {
+        string peer = client.RemoteEndPoint?.ToString() is { Length: > 0 } ep ? ep : "unix";
+        await using var stream = new NetworkStream(client, ownsSocket: true);
+        await ServeConnectionAsync(stream, peer, stop).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Serves one client over any duplex stream (a socket, a pipe, or an in-process test stream) until it disconnects.
+    /// <paramref name="stop"/> ends it gracefully: no new requests are read, those in flight are answered.
+    /// </summary>
+    public async Task ServeConnectionAsync(Stream stream, string peer, CancellationToken stop)
+    {
+        Interlocked.Increment(ref _connectionCount);
+        try
+        {
+            await new NbdConnection(_export, stream, peer).RunAsync(stop).ConfigureAwait(false);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _connectionCount);
+        }
+    }
+}

@@ -1,0 +1,41 @@
+namespace UrlDisk.Nbd;
+
+/// <summary>How an <see cref="NbdServer"/> exports its device.</summary>
+public sealed record NbdServerOptions
+{
+    /// <summary>Largest READ or WRITE payload accepted (and advertised as the maximum block size).</summary>
+    public const int MaxPayload = 32 << 20;
+
+    /// <summary>Name clients ask for (qemu-nbd's <c>--export-name</c>); empty is the default export.</summary>
+    public string ExportName { get; init; } = "";
+
+    /// <summary>Shown by <c>nbdinfo</c> and in NBD_OPT_LIST.</summary>
+    public string? Description { get; init; }
+
+    /// <summary>Refuse writes even if the device could take them.</summary>
+    public bool ReadOnly { get; init; }
+
+    /// <summary>Clients served at once (qemu-nbd's <c>--shared</c>); 0 means up to <see cref="ConnectionCap"/>.</summary>
+    public int MaxConnections { get; init; } = 1;
+
+    /// <summary>Upper bound for <see cref="MaxConnections"/> = 0.</summary>
+    public const int ConnectionCap = 1024;
+
+    /// <summary>Keep serving after the last client leaves (qemu-nbd's <c>--persistent</c>); otherwise stop then.</summary>
+    public bool Persistent { get; init; }
+
+    /// <summary>Requests one connection may have in flight before the server stops reading from it.</summary>
+    public int MaxInFlightRequests { get; init; } = 64;
+
+    /// <summary>READ/WRITE payload bytes one connection may hold in flight (at least <see cref="MaxPayload"/>).</summary>
+    public long MaxInFlightBytes { get; init; } = 64 << 20;
+
+    /// <summary>Longest option data accepted during the handshake; longer closes the connection.</summary>
+    public int MaxOptionLength { get; init; } = 64 * 1024;
+
+    /// <summary>A client that has not finished the handshake by then is dropped, so it cannot hold a slot forever.</summary>
+    public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Where connection-level problems are reported (one line each); null to stay quiet.</summary>
+    public TextWriter? Log { get; init; }
+}

@@ -1,0 +1,171 @@
+using System.Security.Cryptography.X509Certificates;
+using UrlDisk.Specs;
+
+namespace UrlDisk.Sources.Ftp;
+
+internal enum FtpTlsMode
+{
+    None,
+
+    /// <summary>AUTH TLS on a plain control connection (RFC 4217), <c>tls=explicit</c>.</summary>
+    Explicit,
+
+    /// <summary>TLS from the first byte (<c>ftps://</c>, port 990).</summary>
+    Implicit,
+}
+
+/// <summary>Everything an FTP source needs to know, validated from a protocol node.</summary>
+internal sealed record FtpSettings
+{
+    public required string Scheme { get; init; }
+    public required string Host { get; init; }
+    public required int Port { get; init; }
+
+    /// <summary>The path sent with SIZE/MDTM/RETR: "dir/file" (relative to the login directory) or "/abs/file" for "//abs/file" in the URL, as curl does.</summary>
+    public required string Path { get; init; }
+
+    public required string User { get; init; }
+    public required string Password { get; init; }
+    public required FtpTlsMode Tls { get; init; }
+    public bool SslVerify { get; init; } = true;
+    public X509Certificate2Collection? CaCertificates { get; init; }
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+    public int Connections { get; init; } = 4;
+    public int Retries { get; init; } = 5;
+    public int ReadAhead { get; init; } = 256 * 1024;
+
+    /// <summary>The URL without credentials, for messages.</summary>
+    public required string DisplayUrl { get; init; }
+
+    public static IReadOnlyCollection<string> OptionNames { get; } =
+        ["url", "username", "password-file", "tls", "sslverify", "cafile", "timeout", "connections", "retries", "readahead"];
+
+    public static FtpSettings FromNode(string driver, OptionTree node)
+    {
+        string url = node.GetRequiredString(driver, "url");
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != "ftp" && uri.Scheme != "ftps"))
+        {
+            throw new OptionException($"{driver}: '{Redact.Url(url)}' is not an FTP URL; use ftp://[user[:password]@]host[:port]/path or ftps://…");
+        }
+
+        if (uri.Scheme != driver)
+        {
+            throw new OptionException($"{driver}: the URL scheme '{uri.Scheme}' does not match driver={driver}");
+        }
+
+        string display = Redact.Url(url);
+        string rawPath = uri.AbsolutePath;
+        if (rawPath.Length <= 1 || rawPath.EndsWith('/'))
+        {
+            throw new OptionException($"{driver}: '{display}' names no file; give the path of the image after the host");
+        }
+
+        // ";type=i" (RFC 1738) only repeats what we do anyway.
+        int semi = rawPath.IndexOf(";type=", StringComparison.OrdinalIgnoreCase);
+        if (semi >= 0)
+        {
+            rawPath = rawPath[..semi];
+        }
+
+        string path = Uri.UnescapeDataString(rawPath[1..]);
+        if (path.Contains('\r') || path.Contains('\n'))
+        {
+            throw new OptionException($"{driver}: the path in '{display}' contains a line break");
+        }
+
+        string user = "anonymous";
+        string password = "urldisk@";
+        if (uri.UserInfo.Length > 0)
+        {
+            int colon = uri.UserInfo.IndexOf(':', StringComparison.Ordinal);
+            user = Uri.UnescapeDataString(colon < 0 ? uri.UserInfo : uri.UserInfo[..colon]);
+            password = colon < 0 ? "" : Uri.UnescapeDataString(uri.UserInfo[(colon + 1)..]);
+        }
+
+        if (node["username"] is { } u)
+        {
+            // A named user without a password anywhere logs in with an empty one, not the anonymous e-mail.
+            if (uri.UserInfo.Length == 0)
+            {
+                password = "";
+            }
+
+            user = u;
+        }
+
+        if (node["password-file"] is { } pf)
+        {
+            try
+            {
+                password = System.IO.File.ReadAllText(pf).TrimEnd('\r', '\n');
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                throw new OptionException($"{driver}: option '{node.Path}password-file': cannot read '{pf}': {e.Message}");
+            }
+        }
+
+        if ((user + password).AsSpan().IndexOfAny('\r', '\n') >= 0)
+        {
+            throw new OptionException($"{driver}: the user name or password contains a line break");
+        }
+
+        FtpTlsMode tls = driver == "ftps" ? FtpTlsMode.Implicit : FtpTlsMode.None;
+        if (node["tls"] is { } t)
+        {
+            tls = (driver, t.ToLowerInvariant()) switch
+            {
+                ("ftp", "explicit") => FtpTlsMode.Explicit,
+                ("ftp", "off" or "none") => FtpTlsMode.None,
+                ("ftps", "implicit") => FtpTlsMode.Implicit,
+                _ => throw new OptionException(driver == "ftp"
+                    ? $"{driver}: option '{node.Path}tls': '{t}' is not allowed; use explicit (AUTH TLS) or off"
+                    : $"{driver}: option '{node.Path}tls': '{t}' is not allowed; ftps:// is implicit TLS; for AUTH TLS use ftp:// with tls=explicit"),
+            };
+        }
+
+        X509Certificate2Collection? ca = null;
+        if (node["cafile"] is { } cafile)
+        {
+            try
+            {
+                ca = [];
+                ca.ImportFromPemFile(cafile);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
+            {
+                throw new OptionException($"{driver}: option '{node.Path}cafile': cannot load PEM certificates from '{cafile}': {e.Message}");
+            }
+
+            if (ca.Count == 0)
+            {
+                throw new OptionException($"{driver}: option '{node.Path}cafile': '{cafile}' holds no PEM certificate");
+            }
+        }
+
+        long readahead = node.GetSize("readahead", 256 * 1024);
+        if (readahead < 0 || readahead > 64 * 1024 * 1024)
+        {
+            throw new OptionException($"{driver}: option '{node.Path}readahead': must be from 0 to 64M");
+        }
+
+        int defaultPort = tls == FtpTlsMode.Implicit ? 990 : 21;
+        return new FtpSettings
+        {
+            Scheme = driver,
+            Host = uri.IdnHost.Trim('[', ']'),
+            Port = uri.IsDefaultPort || uri.Port < 0 ? defaultPort : uri.Port,
+            Path = path,
+            User = user,
+            Password = password,
+            Tls = tls,
+            SslVerify = node.GetBool("sslverify", true),
+            CaCertificates = ca,
+            Timeout = TimeSpan.FromSeconds(node.GetSeconds("timeout", 30, 10000)),
+            Connections = node.GetInt("connections", 4, 1, 64),
+            Retries = node.GetInt("retries", 5, 0, 100),
+            ReadAhead = (int)readahead,
+            DisplayUrl = display,
+        };
+    }
+}

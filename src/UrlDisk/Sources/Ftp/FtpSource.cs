@@ -1,0 +1,195 @@
+using System.Diagnostics;
+using UrlDisk.Diagnostics;
+using UrlDisk.Layers;
+using UrlDisk.Opening;
+
+namespace UrlDisk.Sources.Ftp;
+
+/// <summary>
+/// A file on an FTP or FTPS server as a read-only block device. Each read is a REST + RETR on a pooled control
+/// connection, stopped as soon as the range (widened by <c>readahead</c>) has arrived; the last few fetched chunks
+/// answer later reads that fall inside them.
+/// </summary>
+public sealed class FtpSource : BlockDevice
+{
+    private const int KeptChunks = 8;
+
+    private readonly FtpSettings _settings;
+    private readonly FtpConnectionPool _pool;
+    private readonly KeyValuePair<string, object?> _tag;
+    private readonly LinkedList<(long Offset, byte[] Data)> _chunks = new();
+    private readonly long _length;
+
+    private FtpSource(FtpSettings settings, FtpConnectionPool pool, FtpControlConnection first)
+    {
+        _settings = settings;
+        _pool = pool;
+        _length = first.Size;
+        _tag = new("protocol", settings.Scheme);
+        var details = new Dictionary<string, object?>
+        {
+            ["protocol"] = settings.Scheme,
+            ["url"] = settings.DisplayUrl,
+            ["server"] = first.Greeting,
+            ["size"] = first.Size,
+            ["connections"] = settings.Connections,
+            ["readahead"] = settings.ReadAhead,
+        };
+        if (first.Modified is { } m)
+        {
+            details["last-modified"] = m.ToString("yyyy-MM-dd HH:mm:ss.fff 'UTC'", System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        if (settings.Tls != FtpTlsMode.None)
+        {
+            details["tls"] = $"{settings.Tls.ToString().ToLowerInvariant()} ({first.TlsProtocol})";
+        }
+
+        Info = new BlockDeviceInfo
+        {
+            Driver = settings.Scheme,
+            DisplayName = settings.DisplayUrl,
+            PreferredBlockSize = 64 * 1024,
+            Details = details,
+        };
+    }
+
+    public override long Length => _length;
+
+    public override BlockDeviceInfo Info { get; }
+
+    /// <summary>
+    /// Logs in once to learn the file, then gives random access: REST + RETR ranges when the server can resume and
+    /// tells the size; otherwise a <see cref="FillCache"/> over one whole-file RETR.
+    /// </summary>
+    internal static async Task<IBlockDevice> OpenAsync(FtpSettings settings, OpenContext context, CancellationToken cancellationToken)
+    {
+        var pool = new FtpConnectionPool(settings, settings.Tls == FtpTlsMode.None ? null : FtpTlsOptions.Create(settings));
+        try
+        {
+            var first = await WithRetriesAsync(settings, () => pool.RentAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
+            var source = new FtpSource(settings, pool, first);
+            bool ranges = first.CanResume && first.Size >= 0;
+            await pool.ReturnAsync(first).ConfigureAwait(false);
+            if (ranges)
+            {
+                return source;
+            }
+
+            var details = new Dictionary<string, object?>(source.Info.Details)
+            {
+                ["ranges"] = first.CanResume ? "no (the server does not implement SIZE)" : "no (FEAT lacks REST STREAM)",
+            };
+            if (first.Size < 0)
+            {
+                details.Remove("size");
+            }
+
+            var sequential = new FtpSequentialSource(settings, pool, first.Size >= 0 ? first.Size : null, details);
+            return await FillCache.CreateAsync(sequential, new FillCacheOptions { Directory = context.CacheDirectory, Retries = settings.Retries }, cancellationToken)
+                .ConfigureAwait(false);
+        }
+        catch
+        {
+            await pool.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (TryReadKept(offset, buffer.Span))
+        {
+            UrlDiskMetrics.CacheHits.Add(1, _tag);
+            UrlDiskMetrics.BytesRead.Add(buffer.Length, _tag);
+            return;
+        }
+
+        UrlDiskMetrics.CacheMisses.Add(1, _tag);
+        long want = Math.Min(Math.Max(buffer.Length, _settings.ReadAhead), _length - offset);
+        if (want <= buffer.Length)
+        {
+            await FetchAsync(offset, buffer, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            var chunk = new byte[want];
+            await FetchAsync(offset, chunk, cancellationToken).ConfigureAwait(false);
+            chunk.AsSpan(0, buffer.Length).CopyTo(buffer.Span);
+            Keep(offset, chunk);
+        }
+
+        UrlDiskMetrics.BytesRead.Add(buffer.Length, _tag);
+    }
+
+    private Task FetchAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+        => WithRetriesAsync(_settings, async () =>
+        {
+            var conn = await _pool.RentAsync(cancellationToken).ConfigureAwait(false);
+            UrlDiskMetrics.Requests.Add(1, _tag);
+            UrlDiskMetrics.InFlight.Add(1, _tag);
+            try
+            {
+                await conn.RetrieveAsync(offset, destination, n => UrlDiskMetrics.BytesFetched.Add(n, _tag), cancellationToken).ConfigureAwait(false);
+                return true;
+            }
+            finally
+            {
+                UrlDiskMetrics.InFlight.Add(-1, _tag);
+                await _pool.ReturnAsync(conn).ConfigureAwait(false);
+            }
+        }, cancellationToken);
+
+    /// <summary>Runs <paramref name="action"/>, again after transient failures, waiting 0.1 s, 0.2 s, … up to 5 s between tries.</summary>
+    private static async Task<T> WithRetriesAsync<T>(FtpSettings settings, Func<Task<T>> action, CancellationToken cancellationToken)
+    {
+        for (int attempt = 0; ; attempt++)
+        {
+            try
+            {
+                return await action().ConfigureAwait(false);
+            }
+            catch (SourceException e) when (e.IsTransient && attempt < settings.Retries && !cancellationToken.IsCancellationRequested)
+            {
+                UrlDiskMetrics.Retries.Add(1, new KeyValuePair<string, object?>("protocol", settings.Scheme));
+                Trace.TraceInformation("{0} (retrying)", e.Message);
+                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, attempt)));
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
+            }
+        }
+    }
+
+    private bool TryReadKept(long offset, Span<byte> destination)
+    {
+        lock (_chunks)
+        {
+            for (var node = _chunks.First; node is not null; node = node.Next)
+            {
+                var (start, data) = node.Value;
+                if (offset >= start && offset + destination.Length <= start + data.Length)
+                {
+                    data.AsSpan((int)(offset - start), destination.Length).CopyTo(destination);
+                    _chunks.Remove(node);
+                    _chunks.AddFirst(node);
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private void Keep(long offset, byte[] data)
+    {
+        lock (_chunks)
+        {
+            _chunks.AddFirst((offset, data));
+            if (_chunks.Count > KeptChunks)
+            {
+                _chunks.RemoveLast();
+            }
+        }
+    }
+
+    protected override ValueTask DisposeCoreAsync() => _pool.DisposeAsync();
+}

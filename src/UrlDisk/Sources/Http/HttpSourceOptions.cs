@@ -1,0 +1,135 @@
+using System.Text;
+using UrlDisk.Specs;
+
+namespace UrlDisk.Sources.Http;
+
+/// <summary>The http/https protocol node's options, validated. Names and defaults follow QEMU's curl driver where it has them.</summary>
+public sealed record HttpSourceOptions
+{
+    public static readonly IReadOnlyCollection<string> Names =
+    [
+        "url", "readahead", "sslverify", "timeout", "cookie", "username", "password-file",
+        "proxy", "proxy-username", "proxy-password-file", "force-range",
+        "connections", "cafile", "retries", "cache-size",
+    ];
+
+    public const long DefaultReadahead = 256 * 1024;
+
+    /// <summary>The URL without user info; credentials live in <see cref="Username"/>/<see cref="Password"/>.</summary>
+    public required Uri Url { get; init; }
+    public long Readahead { get; init; } = DefaultReadahead;
+    public bool SslVerify { get; init; } = true;
+    public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+    public string? Cookie { get; init; }
+    public string? Username { get; init; }
+    public string? Password { get; init; }
+    public Uri? Proxy { get; init; }
+    public string? ProxyUsername { get; init; }
+    public string? ProxyPassword { get; init; }
+    public bool ForceRange { get; init; }
+    public int Connections { get; init; } = 8;
+    public string? CaFile { get; init; }
+    public int Retries { get; init; } = 5;
+    public long CacheSize { get; init; } = 32L << 20;
+
+    /// <summary>Validates a protocol node for driver <paramref name="driver"/> ("http" or "https").</summary>
+    public static HttpSourceOptions Parse(string driver, OptionTree node)
+    {
+        node.RejectUnknown(driver, Names);
+        string url = node["url"] ?? throw new OptionException($"{driver} curl driver requires an 'url' option");
+        if (!url.StartsWith(driver + "://", StringComparison.OrdinalIgnoreCase))
+        {
+            throw new OptionException($"{driver} curl driver cannot handle the URL '{Redact.Url(url)}' (does not start with '{driver}://')");
+        }
+
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || string.IsNullOrEmpty(uri.Host))
+        {
+            throw new OptionException($"{driver}: '{Redact.Url(url)}' is not a valid URL");
+        }
+
+        string? username = node["username"];
+        string? password = ReadSecretFile(node, "password-file");
+        if (!string.IsNullOrEmpty(uri.UserInfo))
+        {
+            int colon = uri.UserInfo.IndexOf(':', StringComparison.Ordinal);
+            string urlUser = Uri.UnescapeDataString(colon < 0 ? uri.UserInfo : uri.UserInfo[..colon]);
+            username ??= urlUser;
+            if (colon >= 0)
+            {
+                password ??= Uri.UnescapeDataString(uri.UserInfo[(colon + 1)..]);
+            }
+
+            uri = new UriBuilder(uri) { UserName = "", Password = "" }.Uri;
+        }
+
+        if (password is not null && username is null)
+        {
+            throw new OptionException($"{driver}: password-file is given but no username (set username or put user@ in the URL)");
+        }
+
+        long readahead = node.GetSize("readahead", DefaultReadahead);
+        if (readahead % 512 != 0)
+        {
+            throw new OptionException($"{driver}: readahead {readahead} is not a multiple of 512 (sizes take T/G/M/K/k/b suffixes; default 256k)");
+        }
+
+        if (readahead > 256L << 20)
+        {
+            throw new OptionException($"{driver}: readahead {readahead} is too large; at most 256M");
+        }
+
+        Uri? proxy = null;
+        if (node["proxy"] is { } p)
+        {
+            if (!Uri.TryCreate(p.Contains("://", StringComparison.Ordinal) ? p : "http://" + p, UriKind.Absolute, out proxy))
+            {
+                throw new OptionException($"{driver}: proxy '{Redact.Url(p)}' is not a valid URL; use http://host:port");
+            }
+        }
+
+        string? caFile = node["cafile"];
+        if (caFile is not null && !System.IO.File.Exists(caFile))
+        {
+            throw new OptionException($"{driver}: cafile '{caFile}' does not exist");
+        }
+
+        long cacheSize = node.GetSize("cache-size", 32L << 20);
+        return new HttpSourceOptions
+        {
+            Url = uri,
+            Readahead = readahead,
+            SslVerify = node.GetBool("sslverify", true),
+            Timeout = TimeSpan.FromSeconds(node.GetSeconds("timeout", 30, 10000)),
+            Cookie = node["cookie"],
+            Username = username,
+            Password = password,
+            Proxy = proxy,
+            ProxyUsername = node["proxy-username"],
+            ProxyPassword = ReadSecretFile(node, "proxy-password-file"),
+            ForceRange = node.GetBool("force-range", false),
+            Connections = node.GetInt("connections", 8, 1, 256),
+            CaFile = caFile,
+            Retries = node.GetInt("retries", 5, 0, 100),
+            CacheSize = cacheSize,
+        };
+    }
+
+    private static string? ReadSecretFile(OptionTree node, string key)
+    {
+        string? path = node[key];
+        if (path is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            // Trailing newlines are an artefact of `echo pw > file`, never part of a password.
+            return System.IO.File.ReadAllText(path, Encoding.UTF8).TrimEnd('\r', '\n');
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OptionException($"option '{node.Path}{key}': cannot read '{path}': {e.Message}");
+        }
+    }
+}
