@@ -8,8 +8,12 @@ internal static class DeviceReads
 {
     public static readonly TimeSpan Limit = TimeSpan.FromSeconds(90);
 
-    public static async Task<IBlockDevice> OpenAsync(string spec, CancellationToken ct)
-        => await ImageOpener.OpenAsync(spec, null, null, ct);
+    /// <summary>Opens like the CLI does; without <paramref name="format"/> the format is probed, which reads the first 64 KiB.</summary>
+    public static async Task<IBlockDevice> OpenAsync(string spec, CancellationToken ct, string? format = null)
+        => await ImageOpener.OpenAsync(spec, format, null, ct);
+
+    /// <summary>Opens as raw without probing, so opening reads nothing and every fault shows up in the reads.</summary>
+    public static Task<IBlockDevice> OpenRawAsync(string spec, CancellationToken ct) => OpenAsync(spec, ct, "raw");
 
     /// <summary>Reads <paramref name="count"/> seeded random (offset, length) pieces, some crossing readahead boundaries, and compares each.</summary>
     public static async Task AssertRandomReadsAsync(IBlockDevice device, byte[] expected, int count, int seed, CancellationToken ct)
