@@ -96,4 +96,29 @@ public sealed class HttpAuthTests(NginxFixture fixture) : IClassFixture<NginxFix
         var r = await UrlDiskCli.RunAsync("info", HttpSpecs.JsonDotted("http", Nginx.HttpUrl(path), ("username", NginxServer.AuthUser), ("password-file", "/nonexistent/urldisk/pw")));
         CliAssert.Fails(r, "password-file");
     }
+
+    [Fact]
+    public async Task Cookie_option_is_sent_and_never_printed()
+    {
+        var data = ImageFactory.Random(700_000, seed: 47);
+        string path = Nginx.Put("cookie/session.img", data);
+        string spec = HttpSpecs.JsonDotted("http", Nginx.HttpUrl(path), ("cookie", $"other=1; {NginxServer.CookieName}={NginxServer.CookieValue}"));
+        using var tmp = new TempDir();
+        string output = tmp.File("out.raw");
+        var r = await UrlDiskCli.RunAsync("convert", "-O", "raw", spec, output);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        ImageFactory.AssertSameBytes(data, await File.ReadAllBytesAsync(output), "convert with a session cookie");
+
+        var info = await UrlDiskCli.RunAsync("info", "--output", "json", spec);
+        Assert.True(info.ExitCode == 0, info.ToString());
+        CliAssert.NeverShows(info, NginxServer.CookieValue);
+    }
+
+    [Fact]
+    public async Task Missing_cookie_names_403()
+    {
+        string path = Nginx.Put("cookie/no-session.img", ImageFactory.Random(4096, seed: 48));
+        var r = await UrlDiskCli.RunAsync("info", Nginx.HttpUrl(path));
+        CliAssert.Fails(r, "403");
+    }
 }
