@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need. Add new ones here (one list, so CI and developers agree).
-DEBIAN_PACKAGES="nginx-light qemu-utils qemu-block-extra openssl curl nbdkit libnbd-bin python3-libnbd qemu-system-x86 vsftpd tftpd-hpa tftp-hpa python3 time"
+DEBIAN_PACKAGES="nginx-light qemu-utils qemu-block-extra openssl curl nbdkit libnbd-bin python3-libnbd qemu-system-x86 vsftpd tftpd-hpa tftp-hpa python3 time grub-pc-bin grub-common xorriso mtools busybox-static cpio"
 
 missing_packages() {
     local p missing=()

@@ -13,5 +13,6 @@ root.Subcommands.Add(CompareVerb.Create());
 root.Subcommands.Add(MapVerb.Create());
 root.Subcommands.Add(ServeVerb.Create());
 
-var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
+// A long termination timeout lets serve finish requests in flight and flush after SIGTERM.
+var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
 return await root.Parse(args).InvokeAsync(config).ConfigureAwait(false);

@@ -25,7 +25,7 @@ internal static class ServeVerb
         var description = new Option<string?>("--description", "-D") { Description = "Human-readable description of the export" };
         var readOnly = new Option<bool>("--read-only", "-r") { Description = "Export read-only (remote sources always are)" };
         var copyOnRead = new Option<bool>("--copy-on-read") { Description = "Copy data read from a backing file into the image (qcow2 overlays)" };
-        var shared = new Option<int>("--shared", "-e") { Description = "Clients served at once; 0 means no limit (default 1, as qemu-nbd)", DefaultValueFactory = _ => 1 };
+        var shared = new Option<int>("--shared", "-e") { Description = "Clients served at once, as qemu-nbd (0: up to 1024); more than 1 also advertises multi-conn", DefaultValueFactory = _ => 1 };
         var persistent = new Option<bool>("--persistent", "-t") { Description = "Keep serving after the last client disconnects" };
         var pidFile = new Option<string?>("--pid-file") { Description = "Write the process id to this file once listening" };
         var format = CliCommon.Format();
@@ -41,9 +41,9 @@ internal static class ServeVerb
             int tcpPort = r.GetValue(port);
             int sharedCount = r.GetValue(shared);
             string name = r.GetValue(exportName) ?? "";
-            if (socketPath is not null && r.GetResult(bind) is { Implicit: false })
+            if (socketPath is not null && (r.GetResult(bind) is { Implicit: false } || r.GetResult(port) is { Implicit: false }))
             {
-                throw new OptionException("--socket and --bind exclude each other; give one");
+                throw new OptionException("--socket and --bind/--port exclude each other; give one");
             }
 
             if (tcpPort is < 0 or > 65535)
@@ -70,6 +70,9 @@ internal static class ServeVerb
                 MaxConnections = sharedCount,
                 Persistent = r.GetValue(persistent),
                 Log = Console.Error,
+
+                // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.
+                ShutdownGrace = TimeSpan.FromSeconds(20),
             });
 
             using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);
@@ -107,19 +110,37 @@ internal static class ServeVerb
         return cmd;
     }
 
-    /// <summary>Opens for writing unless told not to; a local file we may not write is served read-only, as qemu-nbd does with auto-read-only.</summary>
+    /// <summary>
+    /// Opens for writing when the image is a local file and --read-only is absent (remote sources are read-only);
+    /// a local file we may not write is served read-only, as qemu-nbd does with auto-read-only.
+    /// </summary>
     private static async ValueTask<IBlockDevice> OpenAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, CancellationToken ct)
     {
-        var context = new OpenContext { Writable = !readOnly, CopyOnRead = copyOnRead };
+        var tree = CliCommon.ParseSpec(spec, imageOpts);
+        var context = new OpenContext { Writable = !readOnly && IsLocalFile(tree), CopyOnRead = copyOnRead };
         try
         {
-            return await CliCommon.OpenAsync(spec, imageOpts, format, context, ct).ConfigureAwait(false);
+            return await ImageOpener.OpenAsync(tree, format, context, ct).ConfigureAwait(false);
         }
         catch (SourceException e) when (!readOnly && e.InnerException is UnauthorizedAccessException)
         {
             Console.Error.WriteLine($"urldisk: {InfoVerb.DisplayFilename(spec)} is not writable; serving it read-only");
-            return await CliCommon.OpenAsync(spec, imageOpts, format, context with { Writable = false }, ct).ConfigureAwait(false);
+            return await ImageOpener.OpenAsync(tree, format, context with { Writable = false }, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>True when the image's own protocol node (not its backing chain) is a local file.</summary>
+    internal static bool IsLocalFile(OptionTree tree)
+    {
+        var node = tree.HasChild("file") ? tree.Child("file") : tree;
+        string? driver = node["driver"];
+        if (driver is not null && driver != "file")
+        {
+            return false;
+        }
+
+        string? name = node["filename"] ?? node["url"];
+        return name is not null && ImageOpener.SchemeOf(name) is null or "file";
     }
 
     private static Socket Listen(string? socketPath, string bind, int port, out string uri, string exportName)

@@ -6,8 +6,9 @@ namespace UrlDisk.Nbd;
 
 /// <summary>
 /// The transmission phase: one loop reads requests and hands each to the thread pool; replies go out in the
-/// order they complete. In-flight requests and payload bytes are bounded, so a client that sends faster than
-/// the device answers is simply not read from until replies drain.
+/// order they complete. In-flight requests and payload bytes are bounded per connection and payload bytes
+/// across the server, so a client that sends faster than the device answers is simply not read from until
+/// replies drain.
 /// </summary>
 internal sealed partial class NbdConnection
 {
@@ -37,7 +38,36 @@ internal sealed partial class NbdConnection
         {
             // NBD_CMD_DISC, end of stream, garbage or shutdown: finish what is in flight, then close.
             Finish();
-            await _drained.Task.ConfigureAwait(false);
+            await DrainAsync(stop).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Waits for the requests in flight. On shutdown the wait is bounded: replies a client does not read
+    /// would otherwise keep the server from ever exiting, so after the grace period the connection is cut.
+    /// </summary>
+    private async Task DrainAsync(CancellationToken stop)
+    {
+        var drained = _drained!.Task;
+        try
+        {
+            await drained.WaitAsync(stop).ConfigureAwait(false);
+            return;
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        try
+        {
+            await drained.WaitAsync(Options.ShutdownGrace).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Log($"cut after {Options.ShutdownGrace.TotalSeconds:0.#} s of shutdown with requests still in flight");
+            await _dead.CancelAsync().ConfigureAwait(false);
+            await _stream.DisposeAsync().ConfigureAwait(false);
+            await drained.ConfigureAwait(false);
         }
     }
 
@@ -69,6 +99,16 @@ internal sealed partial class NbdConnection
 
                 long budget = request.Command is NbdCommand.Read or NbdCommand.Write ? (long)request.Length : 0;
                 await _bytes!.AcquireAsync(budget, stop).ConfigureAwait(false);
+                try
+                {
+                    await _export.ServerBytes.AcquireAsync(budget, stop).ConfigureAwait(false);
+                }
+                catch
+                {
+                    _bytes.Release(budget);
+                    throw;
+                }
+
                 byte[]? payload = null;
                 try
                 {
@@ -86,6 +126,7 @@ internal sealed partial class NbdConnection
                     }
 
                     _bytes.Release(budget);
+                    _export.ServerBytes.Release(budget);
                     throw;
                 }
 
@@ -197,6 +238,7 @@ internal sealed partial class NbdConnection
             }
 
             _bytes!.Release(budget);
+            _export.ServerBytes.Release(budget);
             _requestSlots!.Release();
             Finish();
         }

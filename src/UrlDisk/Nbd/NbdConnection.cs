@@ -40,6 +40,9 @@ internal sealed partial class NbdConnection
             using (var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop))
             {
                 handshakeTimeout.CancelAfter(Options.HandshakeTimeout);
+
+                // A client that stops reading our option replies must not hold its slot either.
+                using var abortWrites = handshakeTimeout.Token.Register(_dead.Cancel);
                 transmit = await HandshakeAsync(handshakeTimeout.Token).ConfigureAwait(false);
             }
 

@@ -53,7 +53,11 @@ internal sealed class NbdExport
         }
 
         BaseFlags = flags;
+        ServerBytes = new AsyncBudget(Math.Max(options.MaxServerInFlightBytes, NbdServerOptions.MaxPayload));
     }
+
+    /// <summary>Payload bytes in flight across all connections, so many clients cannot add up to unbounded memory.</summary>
+    public AsyncBudget ServerBytes { get; }
 
     public IBlockDevice Device { get; }
 

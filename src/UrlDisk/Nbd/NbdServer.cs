@@ -70,6 +70,11 @@ public sealed class NbdServer
                     {
                         await ServeClientAsync(client, stop).ConfigureAwait(false);
                     }
+                    catch (Exception e)
+                    {
+                        // Whatever went wrong ends this client only.
+                        options.Log?.WriteLine($"urldisk: nbd client ended by {e.GetType().Name}: {Specs.Redact.Spec(e.Message)}");
+                    }
                     finally
                     {
                         bool idle;

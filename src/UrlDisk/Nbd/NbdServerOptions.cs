@@ -30,11 +30,17 @@ public sealed record NbdServerOptions
     /// <summary>READ/WRITE payload bytes one connection may hold in flight (at least <see cref="MaxPayload"/>).</summary>
     public long MaxInFlightBytes { get; init; } = 64 << 20;
 
+    /// <summary>READ/WRITE payload bytes all connections together may hold in flight (at least <see cref="MaxPayload"/>).</summary>
+    public long MaxServerInFlightBytes { get; init; } = 256 << 20;
+
     /// <summary>Longest option data accepted during the handshake; longer closes the connection.</summary>
     public int MaxOptionLength { get; init; } = 64 * 1024;
 
     /// <summary>A client that has not finished the handshake by then is dropped, so it cannot hold a slot forever.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>On shutdown, how long requests in flight may take before their connection is cut.</summary>
+    public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Where connection-level problems are reported (one line each); null to stay quiet.</summary>
     public TextWriter? Log { get; init; }

@@ -1,8 +1,8 @@
 using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
 using UrlDisk.Sources.File;
-using UrlDisk.Sources.Http;
 using UrlDisk.Sources.Ftp;
+using UrlDisk.Sources.Http;
 using UrlDisk.Sources.Tftp;
 
 namespace UrlDisk.Opening;

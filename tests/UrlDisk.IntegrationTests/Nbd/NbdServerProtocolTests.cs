@@ -117,6 +117,22 @@ public class NbdServerProtocolTests
     }
 
     [Fact]
+    public async Task Abort_is_acknowledged_and_the_connection_closes()
+    {
+        using var dir = new NbdTempDir();
+        var (server, _) = await StartAsync(dir);
+        await using var s = server;
+        await using var c = new RawNbdClient(await server.ConnectAsync());
+        await c.ReadGreetingAsync();
+        await c.SendAsync([0, 0, 0, 3]);
+        await c.SendOptionAsync(NbdOption.Abort, []);
+        var (h, data) = await c.ReadOptionReplyAsync();
+        Assert.Equal(new OptionReplyHeader(NbdOption.Abort, NbdOptionReplyType.Ack, 0), h);
+        Assert.Empty(data);
+        Assert.True(await c.IsClosedByServerAsync(TimeSpan.FromSeconds(5)));
+    }
+
+    [Fact]
     public async Task Pipelined_requests_all_get_replies_and_disc_finishes_them()
     {
         using var dir = new NbdTempDir();
@@ -125,14 +141,17 @@ public class NbdServerProtocolTests
         await using var c = new RawNbdClient(await server.ConnectAsync());
         await c.HandshakeAsync();
 
+        // All requests in one write (a Unix socket charges per message, so 300 small writes could fill it while
+        // nobody reads replies), then DISC: the server must still answer every read before closing.
         const int count = 300;
+        var batch = new byte[(count + 1) * NbdRequest.CompactSize];
         for (int i = 0; i < count; i++)
         {
-            await c.SendRequestAsync(NbdCommand.Read, cookie: (ulong)(1000 + i), (ulong)(i * 4096), 4096);
+            new NbdRequest(NbdCommandFlags.None, NbdCommand.Read, (ulong)(1000 + i), (ulong)(i * 4096), 4096).Write(batch.AsSpan(i * NbdRequest.CompactSize), extended: false);
         }
 
-        // DISC after the reads: the server must still answer every one of them before closing.
-        await c.SendRequestAsync(NbdCommand.Disconnect, cookie: 0, 0, 0);
+        new NbdRequest(NbdCommandFlags.None, NbdCommand.Disconnect, 0, 0, 0).Write(batch.AsSpan(count * NbdRequest.CompactSize), extended: false);
+        await c.SendAsync(batch);
         var seen = new HashSet<ulong>();
         for (int i = 0; i < count; i++)
         {

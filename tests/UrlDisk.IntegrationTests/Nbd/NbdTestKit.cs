@@ -131,14 +131,18 @@ internal sealed class ServeProcess : IAsyncDisposable
 
     public static async Task<ServeProcess> StartAsync(params string[] args)
     {
-        string cli = Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll");
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(Infrastructure.Cli.DotnetHost)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        psi.ArgumentList.Add(cli);
+        foreach (var (k, v) in Infrastructure.TestEnvironment.NoProxy)
+        {
+            psi.Environment[k] = v;
+        }
+
+        psi.ArgumentList.Add(Infrastructure.Cli.DllPath);
         psi.ArgumentList.Add("serve");
         foreach (var a in args)
         {

@@ -50,7 +50,9 @@ public class ServeNbdInfoTests
         using var dir = new NbdTempDir();
         string image = dir.File("disk.raw");
         NbdTool.CreateSparseFile(image, 4 * MiB, (0, 4096));
-        await using var serve = await ServeProcess.StartAsync("--socket", dir.File("s"), "--read-only", "--shared", "4", "--persistent", image);
+        string pidFile = dir.File("serve.pid");
+        await using var serve = await ServeProcess.StartAsync("--socket", dir.File("s"), "--read-only", "--shared", "4", "--persistent", "--pid-file", pidFile, image);
+        Assert.Equal(serve.Pid.ToString(), File.ReadAllText(pidFile).Trim());
 
         var export = JsonNode.Parse((await NbdTool.RunAsync("nbdinfo", ["--json", serve.Uri])).EnsureSuccess().Stdout)!["exports"]![0]!;
         Assert.True((bool)export["is_read_only"]!);
@@ -64,6 +66,7 @@ public class ServeNbdInfoTests
         Assert.Contains("export-size: 4194304", list.Stdout);
         Assert.False(serve.HasExited);
         Assert.Equal(0, await serve.StopAsync(ServeProcess.SigInt));
+        Assert.False(File.Exists(pidFile));
     }
 
     [Fact]
@@ -116,6 +119,65 @@ public class ServeNbdInfoTests
     }
 
     [Fact]
+    public async Task Json_and_image_opts_specs_of_local_files_are_served_writable_unless_read_only()
+    {
+        using var dir = new NbdTempDir();
+        string image = dir.File("disk.raw");
+        NbdTool.CreateSparseFile(image, MiB);
+        string json = $$$"""json:{"driver":"raw","file":{"driver":"file","filename":"{{{image}}}"}}""";
+
+        await using (var serve = await ServeProcess.StartAsync("--socket", dir.File("s1"), json))
+        {
+            Assert.Contains("(read-write,", serve.Stderr);
+            Assert.Equal(0, await serve.StopAsync());
+        }
+
+        await using (var serve = await ServeProcess.StartAsync("--socket", dir.File("s2"), "--image-opts", $"driver=raw,file.driver=file,file.filename={image}"))
+        {
+            var export = JsonNode.Parse((await NbdTool.RunAsync("nbdinfo", ["--json", serve.Uri])).EnsureSuccess().Stdout)!["exports"]![0]!;
+            Assert.False((bool)export["is_read_only"]!);
+            Assert.Equal(0, await serve.WaitForExitAsync(TimeSpan.FromSeconds(20)));
+        }
+
+        await using (var serve = await ServeProcess.StartAsync("--socket", dir.File("s3"), "-r", "-f", "raw", image))
+        {
+            Assert.Contains("(read-only,", serve.Stderr);
+            Assert.Equal(0, await serve.StopAsync());
+        }
+    }
+
+    [Fact]
+    public async Task Sigterm_exits_0_even_when_a_client_never_reads_its_replies()
+    {
+        using var dir = new NbdTempDir();
+        string image = dir.File("disk.raw");
+        NbdTool.CreateSparseFile(image, 64 * MiB, (0, 64 * MiB));
+        await using var serve = await ServeProcess.StartAsync("--socket", dir.File("s"), "--read-only", image);
+        await using var client = new RawNbdClient(await ConnectUnixAsync(dir.File("s")));
+        await client.HandshakeAsync();
+        var batch = new byte[8 * UrlDisk.Nbd.Wire.NbdRequest.CompactSize];
+        for (int i = 0; i < 8; i++)
+        {
+            new UrlDisk.Nbd.Wire.NbdRequest(0, UrlDisk.Nbd.Wire.NbdCommand.Read, (ulong)i, (ulong)(i % 2 * 32 * MiB), 32 * MiB)
+                .Write(batch.AsSpan(i * UrlDisk.Nbd.Wire.NbdRequest.CompactSize), extended: false);
+        }
+
+        await client.SendAsync(batch);
+        await Task.Delay(500);
+        var stopped = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(0, await serve.StopAsync());
+        Assert.True(stopped.Elapsed < TimeSpan.FromSeconds(10), $"took {stopped.Elapsed}");
+        Assert.Contains("cut after", serve.Stderr);
+    }
+
+    private static async Task<System.Net.Sockets.Socket> ConnectUnixAsync(string path)
+    {
+        var s = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        await s.ConnectAsync(new System.Net.Sockets.UnixDomainSocketEndPoint(path));
+        return s;
+    }
+
+    [Fact]
     public async Task Bad_options_fail_with_a_clear_message()
     {
         using var dir = new NbdTempDir();
@@ -125,7 +187,7 @@ public class ServeNbdInfoTests
 
         var both = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("s"), "--bind", "127.0.0.1", image]);
         Assert.Equal(1, both.ExitCode);
-        Assert.Contains("--socket and --bind", both.Stderr);
+        Assert.Contains("--socket and --bind/--port", both.Stderr);
 
         File.WriteAllText(dir.File("taken"), "not a socket");
         var taken = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("taken"), image]);

@@ -4,7 +4,10 @@ using UrlDisk.Specs;
 
 namespace UrlDisk.Sources.Http;
 
-/// <summary>The <c>http</c> and <c>https</c> drivers: an <see cref="HttpSource"/> under a <see cref="ReadaheadCache"/>.</summary>
+/// <summary>
+/// The <c>http</c> and <c>https</c> drivers: an <see cref="HttpSource"/> under a <see cref="ReadaheadCache"/>;
+/// for a server without byte ranges, one whole-file transfer into a <see cref="FillCache"/> instead of QEMU's hard error.
+/// </summary>
 public sealed class HttpDriver(string name) : IProtocolDriver
 {
     public string Name { get; } = name;
@@ -17,6 +20,12 @@ public sealed class HttpDriver(string name) : IProtocolDriver
     {
         var options = HttpSourceOptions.Parse(Name, node);
         var source = await HttpSource.OpenAsync(Name, options, cancellationToken).ConfigureAwait(false);
+        if (!source.SupportsRanges)
+        {
+            var fillOptions = new FillCacheOptions { Directory = context.CacheDirectory, Retries = options.Retries };
+            return await FillCache.CreateAsync(new HttpSequentialSource(source), fillOptions, cancellationToken).ConfigureAwait(false);
+        }
+
         return new ReadaheadCache(source, options.Readahead, options.CacheSize);
     }
 }

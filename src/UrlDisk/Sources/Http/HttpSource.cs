@@ -32,6 +32,7 @@ public sealed class HttpSource : BlockDevice
     private EntityTagHeaderValue? _etag;
     private DateTimeOffset? _lastModified;
     private Version _httpVersion = HttpVersion.Version11;
+    private bool _ranges = true;
     private BlockDeviceInfo _info = null!;
 
     private HttpSource(string protocol, HttpSourceOptions options)
@@ -51,6 +52,12 @@ public sealed class HttpSource : BlockDevice
 
     /// <summary>The URL every range request goes to, after redirects.</summary>
     public Uri FinalUrl => _url;
+
+    /// <summary>False when the server cannot send byte ranges: only <see cref="CopyWholeAsync"/> works then.</summary>
+    public bool SupportsRanges => _ranges;
+
+    /// <summary>The size, or null when a server without ranges did not tell it.</summary>
+    public long? KnownLength => _length >= 0 ? _length : null;
 
     /// <summary>Probes the server (size, ranges, validators) and returns a source ready for range reads.</summary>
     public static async ValueTask<HttpSource> OpenAsync(string protocol, HttpSourceOptions options, CancellationToken cancellationToken)
@@ -93,7 +100,7 @@ public sealed class HttpSource : BlockDevice
             ["protocol"] = _protocol,
             ["url"] = Display(_originalUrl),
             ["final-url"] = Display(_url),
-            ["ranges"] = true,
+            ["ranges"] = _ranges,
             ["http-version"] = _httpVersion.ToString(),
             ["etag"] = _etag?.ToString(),
             ["last-modified"] = _lastModified?.ToString("R", CultureInfo.InvariantCulture),
@@ -118,6 +125,7 @@ public sealed class HttpSource : BlockDevice
     private async Task ProbeOnceAsync(CancellationToken ct)
     {
         _url = _originalUrl;
+        _ranges = true;
         bool useGet = _options.ForceRange;
         for (int redirects = 0; ;)
         {
@@ -168,15 +176,19 @@ public sealed class HttpSource : BlockDevice
             }
 
             long? length = response.Content.Headers.ContentLength;
-            if (length is null)
-            {
-                throw new SourceException($"{_protocol}: server didn't report the file size of '{Display(_url)}'");
-            }
-
             if (useGet)
             {
-                // A 200 for a ranged GET: the server ignores ranges.
-                throw NoRanges(length.Value);
+                // A 200 for a ranged GET: the server ignores ranges; the file can only be read whole.
+                _ranges = false;
+                _length = length ?? -1;
+                return;
+            }
+
+            if (length is null)
+            {
+                // No size from HEAD (chunked servers): a ranged GET tells the size, or shows there are no ranges.
+                useGet = true;
+                continue;
             }
 
             _length = length.Value;
@@ -349,6 +361,66 @@ public sealed class HttpSource : BlockDevice
             new SourceException($"{_protocol}: no data from '{Display(_url)}' for {_options.Timeout.TotalSeconds:0.###} s (timeout)", e) { IsTransient = true },
         _ => new SourceException($"{_protocol}: {Redact.Spec(e.Message)} ({Display(_url)})", e) { IsTransient = true },
     };
+
+    /// <summary>
+    /// One plain GET of the whole file, chunk after chunk, for servers without byte ranges (the fill cache calls it).
+    /// The validators and size seen at open are checked, so a replaced file is an error here too.
+    /// </summary>
+    internal async Task CopyWholeAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken ct)
+    {
+        using var request = NewRequest(HttpMethod.Get, _url);
+        using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stall.CancelAfter(_options.Timeout);
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(256 * 1024);
+        UrlDiskMetrics.InFlight.Add(1, _tag);
+        try
+        {
+            using var response = await SendAsync(request, stall.Token, ct).ConfigureAwait(false);
+            ThrowIfError(response, "reading the whole file");
+            if (response.StatusCode != HttpStatusCode.OK)
+            {
+                throw new SourceException($"{_protocol}: server answered {(int)response.StatusCode} {response.ReasonPhrase} to a plain GET of '{Display(_url)}'");
+            }
+
+            if (_etag is not null && response.Headers.ETag is { IsWeak: false } etag && !Equals(etag, _etag))
+            {
+                throw Changed($"its ETag is now {etag}, not {_etag}");
+            }
+
+            if (_length >= 0 && response.Content.Headers.ContentLength is { } len && len != _length)
+            {
+                throw Changed($"its size is now {len} bytes, not {_length}");
+            }
+
+            var stream = await response.Content.ReadAsStreamAsync(stall.Token).ConfigureAwait(false);
+            await using (stream.ConfigureAwait(false))
+            {
+                long total = 0;
+                int n;
+                while ((n = await stream.ReadAsync(buffer, stall.Token).ConfigureAwait(false)) > 0)
+                {
+                    total += n;
+                    UrlDiskMetrics.BytesFetched.Add(n, _tag);
+                    await sink(buffer.AsMemory(0, n), ct).ConfigureAwait(false);
+                    stall.CancelAfter(_options.Timeout);
+                }
+
+                if (_length >= 0 && total != _length)
+                {
+                    throw new SourceException($"{_protocol}: transfer closed after {total} of {_length} bytes of '{Display(_url)}'") { IsTransient = true };
+                }
+            }
+        }
+        catch (Exception e) when (e is not SourceException && IsTransient(e, ct))
+        {
+            throw Transient(e, ct, stall);
+        }
+        finally
+        {
+            UrlDiskMetrics.InFlight.Add(-1, _tag);
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
 
     private void CheckResponse(HttpResponseMessage response, long first, long last)
     {

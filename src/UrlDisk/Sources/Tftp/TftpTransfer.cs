@@ -19,7 +19,9 @@ internal sealed class TftpTransfer : IDisposable
     private readonly Socket _socket;
     private readonly byte[] _receive = new byte[65536];
     private readonly byte[] _send = new byte[1024];
+    private readonly IPEndPoint _anyEndPoint;
     private IPEndPoint _peer;
+    private CancellationTokenSource? _wait;
     private byte[]? _firstData;
     private ushort _firstBlock;
 
@@ -28,6 +30,7 @@ internal sealed class TftpTransfer : IDisposable
         _settings = settings;
         _peer = server;
         _socket = new Socket(server.AddressFamily, SocketType.Dgram, ProtocolType.Udp);
+        _anyEndPoint = new IPEndPoint(server.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
         _socket.Bind(new IPEndPoint(server.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0));
         // Room for a whole window of large blocks while the sink writes.
         _socket.ReceiveBufferSize = Math.Max(_socket.ReceiveBufferSize, 4 * 1024 * 1024);
@@ -278,15 +281,19 @@ internal sealed class TftpTransfer : IDisposable
             }
 
             bool last = packet.Data.Length < BlockSize;
-            await sink(_receive.AsMemory(4, packet.Data.Length), cancellationToken).ConfigureAwait(false);
+            int length = packet.Data.Length;
             silentWaits = 0;
             gapReported = false;
             sinceAck++;
             if (last || sinceAck >= WindowSize)
             {
+                // Acknowledge before handing the block on: the server's next window travels while the sink writes.
+                // The block stays in the receive buffer until the next receive, which comes after the sink.
                 await SendAckAsync(expected, cancellationToken).ConfigureAwait(false);
                 sinceAck = 0;
             }
+
+            await sink(_receive.AsMemory(4, length), cancellationToken).ConfigureAwait(false);
 
             if (last)
             {
@@ -307,17 +314,24 @@ internal sealed class TftpTransfer : IDisposable
 
     private async Task<(int Length, IPEndPoint From)?> ReceiveAsync(TimeSpan wait, CancellationToken cancellationToken)
     {
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        cts.CancelAfter(wait);
+        // One timer source per transfer, re-armed for each datagram: a new one per packet costs more than the packet.
+        if (_wait is null || !_wait.TryReset())
+        {
+            _wait?.Dispose();
+            _wait = new CancellationTokenSource();
+        }
+
+        _wait.CancelAfter(wait);
+        using var link = cancellationToken.CanBeCanceled ? cancellationToken.UnsafeRegister(static s => ((CancellationTokenSource)s!).Cancel(), _wait) : default;
         try
         {
-            var any = new IPEndPoint(_socket.AddressFamily == AddressFamily.InterNetworkV6 ? IPAddress.IPv6Any : IPAddress.Any, 0);
-            var result = await _socket.ReceiveFromAsync(_receive, SocketFlags.None, any, cts.Token).ConfigureAwait(false);
+            var result = await _socket.ReceiveFromAsync(_receive, SocketFlags.None, _anyEndPoint, _wait.Token).ConfigureAwait(false);
             UrlDiskMetrics.BytesFetched.Add(result.ReceivedBytes, s_tag);
             return (result.ReceivedBytes, (IPEndPoint)result.RemoteEndPoint);
         }
-        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        catch (OperationCanceledException)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             return null;
         }
         catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionReset)
@@ -330,7 +344,11 @@ internal sealed class TftpTransfer : IDisposable
     private SourceException ServerError(TftpPacket packet)
         => new($"{_settings.DisplayUrl}: the server answered error {packet.ErrorCode}: {packet.ErrorMessage}");
 
-    public void Dispose() => _socket.Dispose();
+    public void Dispose()
+    {
+        _socket.Dispose();
+        _wait?.Dispose();
+    }
 }
 
 /// <summary>Sizes of encoded requests, to allocate exactly.</summary>
