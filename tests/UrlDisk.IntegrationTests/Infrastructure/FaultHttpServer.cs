@@ -10,7 +10,7 @@ namespace UrlDisk.IntegrationTests.Infrastructure;
 /// <summary>A request the fault server saw: what the client asked and what it was answered.</summary>
 public sealed record FaultRequest(int Number, string Method, string Path, string? Range, string? IfRange, string? IfMatch, string ConnectionId)
 {
-    /// <summary>Status code sent (0 when the handler aborted before answering).</summary>
+    /// <summary>Status code the handler set (also when it then cut the answer short); 0 until the handler is done.</summary>
     public int Status { get; set; }
 }
 
@@ -107,7 +107,7 @@ public sealed class FaultHttpServer : IAsyncDisposable
         }
         finally
         {
-            record.Status = ctx.Response.HasStarted || ctx.Response.StatusCode != 200 ? ctx.Response.StatusCode : 200;
+            record.Status = ctx.Response.StatusCode;
         }
     }
 

@@ -62,6 +62,9 @@ public static class ImageFactory
     }
 
     /// <summary>Fails with the first differing offset instead of dumping megabytes.</summary>
+    public static void AssertSameBytes(byte[] expected, byte[] actual, string what) => AssertSameBytes(expected.AsSpan(), actual.AsSpan(), what);
+
+    /// <summary>Fails with the first differing offset instead of dumping megabytes.</summary>
     public static void AssertSameBytes(ReadOnlySpan<byte> expected, ReadOnlySpan<byte> actual, string what)
     {
         long diff = FirstDifference(expected, actual);

@@ -37,7 +37,7 @@ public sealed class InfrastructureTests
         var log = await nginx.SettledRequestsAsync("/infra/a.img");
         Assert.Equal(2, log.Count);
         Assert.All(log, e => Assert.Equal((1000L, 1999L), e.ParsedRange));
-        Assert.Equal([nginx.HttpPort, nginx.HttpsPort], log.Select(e => e.Port).Order().ToArray());
+        Assert.Equal(new[] { nginx.HttpPort, nginx.HttpsPort }.Order(), log.Select(e => e.Port).Order());
     }
 
     [Fact]

@@ -15,14 +15,18 @@ public sealed record NginxOptions
 
 /// <summary>
 /// A real nginx on 127.0.0.1 with an http and an https (self-signed) listener on free ports, a docroot,
-/// a basic-auth area under <c>/auth/</c>, a redirect under <c>/redirect/</c> (302 to the same path
-/// without the prefix), and an access log the tests read to count requests and see Range headers.
+/// a basic-auth area under <c>/auth/</c>, a cookie-protected area under <c>/cookie/</c>, a redirect under
+/// <c>/redirect/</c> (302 to the same path without the prefix), and an access log the tests read to count requests and see Range headers.
 /// Everything lives in a temp prefix directory removed on dispose.
 /// </summary>
 public sealed class NginxServer : IAsyncDisposable
 {
     public const string AuthUser = "urldisk";
     public const string AuthPassword = "s3cret-Pass!word";
+
+    /// <summary>Files under <c>/cookie/</c> are served only with the cookie <see cref="CookieName"/>=<see cref="CookieValue"/>.</summary>
+    public const string CookieName = "urldisk_session";
+    public const string CookieValue = "c00kie-Value-42";
 
     private readonly TempDir _dir;
     private readonly RunningProcess _process;
@@ -228,6 +232,11 @@ public sealed class NginxServer : IAsyncDisposable
                     }
                     location /redirect/ {
                         rewrite ^/redirect(/.*)$ $1 redirect;
+                    }
+                    location /cookie/ {
+                        if ($cookie_{{CookieName}} != "{{CookieValue}}") {
+                            return 403;
+                        }
                     }
                     {{options.ExtraServerConfig}}
                 }

@@ -131,7 +131,7 @@ internal sealed class ServeProcess : IAsyncDisposable
 
     public static async Task<ServeProcess> StartAsync(params string[] args)
     {
-        var psi = new ProcessStartInfo(Infrastructure.Cli.DotnetHost)
+        var psi = new ProcessStartInfo(Infrastructure.UrlDiskCli.DotnetHost)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -142,7 +142,7 @@ internal sealed class ServeProcess : IAsyncDisposable
             psi.Environment[k] = v;
         }
 
-        psi.ArgumentList.Add(Infrastructure.Cli.DllPath);
+        psi.ArgumentList.Add(Infrastructure.UrlDiskCli.DllPath);
         psi.ArgumentList.Add("serve");
         foreach (var a in args)
         {

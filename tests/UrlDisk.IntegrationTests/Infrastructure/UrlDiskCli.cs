@@ -1,7 +1,7 @@
 namespace UrlDisk.IntegrationTests.Infrastructure;
 
 /// <summary>Runs the real <c>urldisk</c> command (UrlDisk.Cli.dll copied next to the tests) as a child process.</summary>
-public static class Cli
+public static class UrlDiskCli
 {
     public static string DllPath { get; } = Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll");
 

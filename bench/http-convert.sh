@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# Whole-image copy over HTTP from a local nginx: urldisk convert vs qemu-img convert (QEMU's curl
+# driver), nbdkit's curl plugin + nbdcopy, and curl -o. Runs alternate between tools; prints every
+# time, then medians, the ratio to qemu-img and peak memory (max RSS), both direct on loopback and
+# through bench/delay-proxy.py adding 20 ms of round-trip time.
+# Usage: bench/http-convert.sh [SIZE_MIB] [RUNS]   (default 512 MiB, 3 runs)
+# qemu-img (QEMU 7.2, Debian 12) with its default 8 coroutines hangs now and then on http sources; a run
+# over 60 s counts as "hung" and -m 1 (one request at a time, never seen to hang) is timed as well.
+# Needs: nginx-light qemu-utils qemu-block-extra nbdkit libnbd-bin curl python3 time (scripts/test.sh installs them).
+set -euo pipefail
+size_mib=${1:-512}
+runs=${2:-3}
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+tmp=$(mktemp -d /tmp/urldisk-bench-http-XXXXXX)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+for tool in nginx qemu-img nbdkit nbdcopy curl /usr/bin/time; do
+  command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/test.sh once to install the packages" >&2; exit 1; }
+done
+nbdkit curl --version >/dev/null 2>&1 || { echo "nbdkit's curl plugin is missing (Debian package nbdkit)" >&2; exit 1; }
+
+# The image: random data with every fourth 8 MiB region zero (left as holes in the served file).
+mkdir -p "$tmp/html" "$tmp/tmp"
+python3 - "$tmp/html/disk.img" "$size_mib" <<'PY'
+import os, sys
+path, mib = sys.argv[1], int(sys.argv[2])
+region = 8 << 20
+with open(path, "wb") as f:
+    f.truncate(mib << 20)
+    for i, off in enumerate(range(0, mib << 20, region)):
+        if i % 4 != 1:
+            f.seek(off)
+            f.write(os.urandom(min(region, (mib << 20) - off)))
+PY
+
+port=$(free_port)
+user_line=""; [[ $(id -u) == 0 ]] && user_line="user root root;"
+cat > "$tmp/nginx.conf" <<CONF
+$user_line
+worker_processes 2;
+pid $tmp/nginx.pid;
+error_log $tmp/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/tmp/body; proxy_temp_path $tmp/tmp/proxy; fastcgi_temp_path $tmp/tmp/fastcgi;
+    uwsgi_temp_path $tmp/tmp/uwsgi; scgi_temp_path $tmp/tmp/scgi;
+    default_type application/octet-stream;
+    sendfile on; tcp_nopush on; keepalive_requests 100000;
+    server { listen 127.0.0.1:$port; root $tmp/html; }
+}
+CONF
+nginx -p "$tmp" -e "$tmp/error.log" -c "$tmp/nginx.conf" -g 'daemon off;' & pids+=($!)
+
+proxy_port=$(free_port)
+python3 "$here/delay-proxy.py" "$proxy_port" "$port" 10 > "$tmp/proxy.out" & pids+=($!)
+for _ in $(seq 100); do
+  curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$port/disk.img" && grep -q ready "$tmp/proxy.out" && break
+  sleep 0.1
+done
+
+# Build the CLI once (the launcher publishes Release on first use), outside any timing.
+"$repo/urldisk" --help >/dev/null
+
+# Each tool: a function taking URL and output file.
+t_urldisk()  { "$repo/urldisk" convert -O raw "$1" "$2"; }
+t_qemu()     { timeout 60 qemu-img convert -f raw -O raw "$1" "$2"; }
+t_qemu_m1()  { timeout 120 qemu-img convert -m 1 -f raw -O raw "$1" "$2"; }
+t_nbdkit()   { nbdkit -U - curl "$1" --run "nbdcopy \"\$uri\" $2"; }
+t_curl()     { curl -sS -o "$2" "$1"; }
+tools=(t_urldisk t_qemu t_qemu_m1 t_nbdkit t_curl)
+export repo
+export -f "${tools[@]}"
+declare -A label=(
+  [t_urldisk]="urldisk convert -O raw"
+  [t_qemu]="qemu-img convert -O raw"
+  [t_qemu_m1]="qemu-img convert -m 1 -O raw"
+  [t_nbdkit]="nbdkit curl + nbdcopy"
+  [t_curl]="curl -o"
+)
+
+results="$tmp/results.tsv"   # net tool run seconds rss_kib ok
+: > "$results"
+run_one() { # net url tool run
+  local net=$1 url=$2 tool=$3 run=$4 out="$tmp/out.img" status=ok
+  rm -f "$out"
+  sync
+  if ! /usr/bin/time -o "$tmp/time.txt" -f "%e %M" bash -c "$tool \"\$0\" \"\$1\"" "$url" "$out" >"$tmp/tool.log" 2>&1; then
+    status=failed
+    grep -q "Command exited with non-zero status 124" "$tmp/time.txt" && status=hung
+  fi
+  if [[ $status == ok ]] && ! cmp -s "$out" "$tmp/html/disk.img"; then status=wrong-bytes; fi
+  local secs rss
+  read -r secs rss < <(tail -1 "$tmp/time.txt")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$net" "$tool" "$run" "$secs" "$rss" "$status" >> "$results"
+  printf '  %-8s run %d  %-32s %8.2f s  %7.0f MiB RSS  %s\n' "$net" "$run" "${label[$tool]}" "$secs" "$((rss / 1024))" "$status"
+}
+
+echo "image: $size_mib MiB (random, every 4th 8 MiB region zero); nginx :$port; +20 ms RTT proxy :$proxy_port; $runs runs, tools alternating"
+for run in $(seq "$runs"); do
+  for tool in "${tools[@]}"; do run_one direct "http://127.0.0.1:$port/disk.img" "$tool" "$run"; done
+  for tool in "${tools[@]}"; do run_one rtt20ms "http://127.0.0.1:$proxy_port/disk.img" "$tool" "$run"; done
+done
+
+echo
+python3 - "$results" "$size_mib" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
+mib = int(sys.argv[2])
+labels = {"t_urldisk": "urldisk convert -O raw", "t_qemu": "qemu-img convert -O raw", "t_qemu_m1": "qemu-img convert -m 1 -O raw",
+          "t_nbdkit": "nbdkit curl + nbdcopy", "t_curl": "curl -o"}
+def stats(net, tool):
+    ok = [r for r in rows if r[0] == net and r[1] == tool and r[5] == "ok"]
+    bad = [r[5] for r in rows if r[0] == net and r[1] == tool and r[5] != "ok"]
+    if not ok:
+        return None, None, bad
+    return statistics.median(float(r[3]) for r in ok), max(int(r[4]) for r in ok) / 1024, bad
+print(f"| tool | network | median s | MiB/s | vs qemu-img | max RSS MiB | failed runs |")
+print(f"|---|---|---:|---:|---:|---:|---|")
+for net in ("direct", "rtt20ms"):
+    base, _, _ = stats(net, "t_qemu")
+    base_name = "qemu-img"
+    if base is None:
+        base, _, _ = stats(net, "t_qemu_m1")
+        base_name = "qemu-img -m 1"
+    for tool in labels:
+        med, rss, bad = stats(net, tool)
+        if med is None:
+            print(f"| {labels[tool]} | {net} | - | - | - | - | {', '.join(bad)} |")
+            continue
+        ratio = f"{med / base:.2f}x" if base else "-"
+        print(f"| {labels[tool]} | {net} | {med:.2f} | {mib / med:.0f} | {ratio} | {rss:.0f} | {', '.join(bad) or '-'} |")
+print("(ratio = median time / median time of qemu-img convert, or of qemu-img -m 1 where every default run hung; lower is faster)")
+PY
