@@ -14,7 +14,7 @@ internal static class DemoVerb
     public static Command Create()
     {
         var keep = new Option<string?>("--keep") { Description = "Keep the demo files in this directory" };
-        var cmd = new Command("demo", "Run a self-contained demo: a local HTTP server, info, convert with progress, statistics") { keep };
+        var cmd = new Command("demo", "Run a self-contained demo: a local HTTP server, info, convert with progress, statistics, a qcow2 overlay with copy-on-read, the NBD server") { keep };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string dir = r.GetValue(keep) ?? Path.Combine(Path.GetTempPath(), "urldisk-demo-" + Environment.ProcessId);
@@ -63,6 +63,18 @@ internal static class DemoVerb
 
         failures += await RunCliAsync(["--stats", "convert", "--image-opts", "-O", "raw", $"driver=raw,file.driver=http,file.url={url},file.readahead=1M", output], ct).ConfigureAwait(false);
 
+        Say("A local qcow2 overlay whose backing file is the URL; copy-on-read keeps what was read:");
+        string overlay = Path.Combine(dir, "overlay.qcow2");
+        failures += await RunCliAsync(["create", "-f", "qcow2", "-F", "raw", "-b", url, overlay], ct).ConfigureAwait(false);
+        failures += await RunCliAsync(["--stats", "convert", "--copy-on-read", "-O", "raw", overlay, "/dev/null"], ct).ConfigureAwait(false);
+        Say("A second pass over the warmed overlay reads nothing from the server (0 requests):");
+        failures += await RunCliAsync(["--stats", "convert", "-O", "raw", overlay, "/dev/null"], ct).ConfigureAwait(false);
+        failures += await RunCliAsync(["check", overlay], ct).ConfigureAwait(false);
+        failures += await RunCliAsync(["info", "--backing-chain", overlay], ct).ConfigureAwait(false);
+
+        Say("Serving the overlay over NBD, so a VM (or any NBD client) can use it:");
+        failures += await ServeBrieflyAsync(dir, overlay, ct).ConfigureAwait(false);
+
         Say("Errors are one clear line, and credentials never appear in them:");
         await RunCliAsync(["info", new Uri(server.BaseUrl, "missing.img").ToString().Replace("http://", "http://user:secret@", StringComparison.Ordinal)], ct).ConfigureAwait(false);
         await RunCliAsync(["info", $"json:{{\"file.driver\":\"http\",\"file.url\":\"{url}\",\"file.readahead\":\"1000\"}}"], ct).ConfigureAwait(false);
@@ -82,11 +94,76 @@ internal static class DemoVerb
     {
         Console.Out.WriteLine("$ urldisk " + string.Join(' ', args.Select(Quote)));
         Console.Out.Flush();
+        var psi = SelfStartInfo(args);
+        using var p = Process.Start(psi)!;
+        await p.WaitForExitAsync(ct).ConfigureAwait(false);
+        return p.ExitCode == 0 ? 0 : 1;
+    }
+
+    /// <summary>Starts <c>urldisk serve</c>, shows how QEMU would use it, asks it with nbdinfo when installed, then stops it with SIGTERM.</summary>
+    private static async Task<int> ServeBrieflyAsync(string dir, string image, CancellationToken ct)
+    {
+        string socket = Path.Combine(dir, "demo.sock");
+        string[] args = ["serve", "--socket", socket, "--persistent", "--shared", "0", image];
+        Console.Out.WriteLine("$ urldisk " + string.Join(' ', args.Select(Quote)) + " &");
+        Console.Out.Flush();
+        var psi = SelfStartInfo(args);
+        psi.RedirectStandardError = true;
+        using var server = Process.Start(psi)!;
+        string? ready = null;
+        using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            timeout.CancelAfter(TimeSpan.FromSeconds(30));
+            while (ready is null && await server.StandardError.ReadLineAsync(timeout.Token).ConfigureAwait(false) is { } line)
+            {
+                Console.Error.WriteLine(line);
+                if (line.Contains("serving", StringComparison.Ordinal))
+                {
+                    ready = line;
+                }
+            }
+        }
+
+        if (ready is null)
+        {
+            Console.Out.WriteLine("serve did not start");
+            return 1;
+        }
+
+        string uri = $"nbd+unix:///?socket={socket}";
+        Console.Out.WriteLine("# A VM would boot from it with:");
+        Console.Out.WriteLine($"#   qemu-system-x86_64 -m 1G -drive file={uri},format=raw");
+        int failures = 0;
+        if (OnPath("nbdinfo"))
+        {
+            Console.Out.WriteLine($"$ nbdinfo {uri}");
+            Console.Out.Flush();
+            using var info = Process.Start(new ProcessStartInfo("nbdinfo", [uri]) { UseShellExecute = false })!;
+            await info.WaitForExitAsync(ct).ConfigureAwait(false);
+            failures += info.ExitCode == 0 ? 0 : 1;
+        }
+
+        // SIGTERM: the server stops accepting, finishes what is in flight, flushes and exits 0.
+        using (var kill = Process.Start(new ProcessStartInfo("kill", ["-TERM", server.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]) { UseShellExecute = false })!)
+        {
+            await kill.WaitForExitAsync(ct).ConfigureAwait(false);
+        }
+
+        _ = server.StandardError.ReadToEndAsync(ct);
+        await server.WaitForExitAsync(ct).ConfigureAwait(false);
+        Console.Out.WriteLine($"# serve stopped on SIGTERM with exit code {server.ExitCode}");
+        return failures + (server.ExitCode == 0 ? 0 : 1);
+    }
+
+    private static bool OnPath(string tool)
+        => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, tool)));
+
+    private static ProcessStartInfo SelfStartInfo(string[] args)
+    {
         var psi = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet") { UseShellExecute = false };
-        string self = typeof(DemoVerb).Assembly.Location;
         if (!Path.GetFileNameWithoutExtension(Environment.ProcessPath ?? "").Equals("UrlDisk.Cli", StringComparison.Ordinal))
         {
-            psi.ArgumentList.Add(self);
+            psi.ArgumentList.Add(typeof(DemoVerb).Assembly.Location);
         }
 
         foreach (var a in args)
@@ -94,9 +171,7 @@ internal static class DemoVerb
             psi.ArgumentList.Add(a);
         }
 
-        using var p = Process.Start(psi)!;
-        await p.WaitForExitAsync(ct).ConfigureAwait(false);
-        return p.ExitCode == 0 ? 0 : 1;
+        return psi;
     }
 
     private static string Quote(string a) => a.Any(c => c is ' ' or '"' or '{' or '$' or ',') ? $"'{a}'" : a;
