@@ -72,7 +72,7 @@ internal static class ServeVerb
                 Log = Console.Error,
 
                 // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.
-                ShutdownGrace = TimeSpan.FromSeconds(20),
+                ShutdownGrace = TimeSpan.FromSeconds(5),
             });
 
             using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);

@@ -297,12 +297,24 @@ public sealed class HttpSource : BlockDevice
             int status = (int)response.StatusCode;
             if (status == 200)
             {
-                if (request.Headers.IfRange is not null)
+                // A 200 to an If-Range request means "changed" only when the validators say so; with the same
+                // validators the server simply ignores ranges.
+                if (_etag is not null && response.Headers.ETag is { IsWeak: false } etag && !Equals(etag, _etag))
                 {
-                    throw Changed("it answered the whole file to a conditional range request");
+                    throw Changed($"its ETag is now {etag}, not {_etag}");
                 }
 
-                throw NoRanges(_length);
+                if (_etag is null && _lastModified is { } opened && response.Content.Headers.LastModified is { } now && now != opened)
+                {
+                    throw Changed($"it was modified at {now:R}, after it was opened");
+                }
+
+                if (response.Content.Headers.ContentLength is { } len && len != _length)
+                {
+                    throw Changed($"its size is now {len} bytes, not {_length}");
+                }
+
+                throw new SourceException($"{_protocol}: server answered 200 (the whole file) to a range request for '{Display(_url)}': it ignores byte ranges; refusing bytes that were not asked for");
             }
 
             ThrowIfError(response, $"reading {buffer.Length} bytes at offset {offset}");
