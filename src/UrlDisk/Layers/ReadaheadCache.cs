@@ -98,6 +98,14 @@ public sealed class ReadaheadCache : BlockDevice
                 if (_blocks.TryGetValue(b, out var existing))
                 {
                     needed[b - first] = existing;
+                    if (withReadahead && existing.NextWindow >= 0)
+                    {
+                        // A reader reached blocks that were read ahead: fetch the next window now, before it is needed.
+                        long next = existing.NextWindow;
+                        existing.NextWindow = -1;
+                        StartWindow(next, lastBlockOfDevice, fetches);
+                    }
+
                     if (existing.Node is { } node)
                     {
                         _lru.Remove(node);
@@ -127,12 +135,18 @@ public sealed class ReadaheadCache : BlockDevice
                 if (b > last && withReadahead)
                 {
                     long limit = Math.Min(lastBlockOfDevice, last + _readaheadBlocks);
+                    int firstAhead = run.Count;
                     while (b <= limit && !_blocks.ContainsKey(b))
                     {
                         var e = new Entry();
                         _blocks[b] = e;
                         run.Add(e);
                         b++;
+                    }
+
+                    if (run.Count > firstAhead)
+                    {
+                        run[firstAhead].NextWindow = b;
                     }
                 }
 
@@ -148,6 +162,30 @@ public sealed class ReadaheadCache : BlockDevice
         }
 
         return needed;
+    }
+
+    /// <summary>
+    /// Queues a fetch of up to one readahead window of missing blocks from <paramref name="start"/> (caller holds the lock).
+    /// Its first block carries the marker for the window after it, so a sequential reader never waits on the network.
+    /// </summary>
+    private void StartWindow(long start, long lastBlockOfDevice, List<(long Start, Entry[] Entries)> fetches)
+    {
+        long limit = Math.Min(lastBlockOfDevice, start + _readaheadBlocks - 1);
+        var run = new List<Entry>();
+        long b = start;
+        while (b <= limit && !_blocks.ContainsKey(b))
+        {
+            var e = new Entry();
+            _blocks[b] = e;
+            run.Add(e);
+            b++;
+        }
+
+        if (run.Count > 0)
+        {
+            run[0].NextWindow = b;
+            fetches.Add((start, run.ToArray()));
+        }
     }
 
     private async Task FetchAsync(long firstBlock, Entry[] entries)
@@ -228,5 +266,8 @@ public sealed class ReadaheadCache : BlockDevice
     {
         public readonly TaskCompletionSource<byte[]> Data = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public LinkedListNode<long>? Node;
+
+        /// <summary>When a reader touches this block, fetch the window starting here (-1: no marker).</summary>
+        public long NextWindow = -1;
     }
 }

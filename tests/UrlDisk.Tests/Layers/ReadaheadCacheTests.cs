@@ -121,4 +121,26 @@ public class ReadaheadCacheTests
         Assert.Equal(data.AsSpan(1 << 20, 4 << 20).ToArray(), buf);
         Assert.Equal(1, inner.Reads);
     }
+
+    [Fact]
+    public async Task A_sequential_reader_entering_the_readahead_window_starts_the_next_one()
+    {
+        var data = Pattern(4 << 20);
+        var inner = new MemoryBlockDevice(data);
+        await using var cache = new ReadaheadCache(inner, readahead: 4 * ReadaheadCache.BlockSize, cacheSize: 8 << 20);
+        var buf = new byte[4096];
+        await cache.ReadAsync(0, buf);                            // miss: blocks 0..4
+        Assert.Equal(1, inner.Reads);
+        await cache.ReadAsync(ReadaheadCache.BlockSize, buf);    // first read-ahead block: fetch 5..8 now
+        await cache.PrefetchAsync(5 * ReadaheadCache.BlockSize, 4 * ReadaheadCache.BlockSize); // waits for it, asks nothing new
+        Assert.Equal(2, inner.Reads);
+        for (long off = 2 * ReadaheadCache.BlockSize; off < 9 * ReadaheadCache.BlockSize; off += 4096)
+        {
+            await cache.ReadAsync(off, buf);
+            Assert.Equal(data.AsSpan((int)off, 4096).ToArray(), buf);
+        }
+
+        // Reaching block 5 (the next window's marker) fetched blocks 9..12 as well; nothing was read twice.
+        Assert.Equal(3, inner.Reads);
+    }
 }
