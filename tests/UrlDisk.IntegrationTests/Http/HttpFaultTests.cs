@@ -167,6 +167,31 @@ public sealed class HttpFaultTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Opening_retries_a_transient_failure_of_the_probe()
+    {
+        var file = new RangeFile(ImageFactory.Random(Size, seed: 96));
+        int heads = 0;
+        _server.Map("/waking.img", async (ctx, n) =>
+        {
+            if (HttpMethods.IsHead(ctx.Request.Method) && Interlocked.Increment(ref heads) <= 2)
+            {
+                ctx.Response.StatusCode = 502;
+                return;
+            }
+
+            await file.ServeAsync(ctx);
+        });
+        using var cts = Limit();
+        await using (var device = await DeviceReads.OpenRawAsync(Spec(_server.Url("/waking.img")), cts.Token))
+        {
+            Assert.Equal(file.Data.Length, device.Length);
+            await DeviceReads.AssertRandomReadsAsync(device, file.Data, count: 4, seed: 97, cts.Token);
+        }
+
+        Assert.Equal(3, _server.Requests("/waking.img").Count(r => r.Method == "HEAD"));
+    }
+
+    [Fact]
     public async Task Service_unavailable_forever_fails_naming_503_after_the_retries()
     {
         var file = new RangeFile(ImageFactory.Random(Size, seed: 96));
