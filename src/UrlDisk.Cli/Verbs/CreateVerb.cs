@@ -75,7 +75,12 @@ internal static class CreateVerb
             }
 
             await Qcow2Creator.CreateAsync(path, bytes, o, ct).ConfigureAwait(false);
-            string backingPart = o.BackingFile is null ? "" : $" backing_file={o.BackingFile} backing_fmt={o.BackingFormat}";
+            string backingPart = o.BackingFile is null ? "" : $" backing_file={Specs.Redact.Spec(o.BackingFile)} backing_fmt={o.BackingFormat}";
+            if (o.BackingFile is not null && Specs.Redact.Spec(o.BackingFile) != o.BackingFile)
+            {
+                Console.Error.WriteLine("urldisk: note: the backing file name holds credentials and is stored as given in the image; prefer password-file in a json: spec");
+            }
+
             Console.Out.WriteLine($"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")} compression_type={o.CompressionType} size={bytes}{backingPart} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}");
             return 0;
         }));

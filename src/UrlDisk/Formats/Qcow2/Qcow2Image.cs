@@ -298,10 +298,15 @@ public sealed partial class Qcow2Image : BlockDevice
         };
         if (_headerCluster.BackingFile is { } b)
         {
-            d["backing-filename"] = b;
+            d["backing-filename"] = Specs.Redact.Spec(b);
             if (_backing is not null)
             {
-                d["full-backing-filename"] = _backing.Location;
+                d["full-backing-filename"] = Specs.Redact.Spec(_backing.Location);
+            }
+
+            if (Specs.Redact.Spec(b) != b)
+            {
+                d["backing-credentials"] = "stored in the image (shown redacted); prefer password-file in a json: backing spec";
             }
 
             d["backing-filename-format"] = _headerCluster.BackingFormat;
