@@ -28,10 +28,10 @@ public sealed record NbdServerOptions
     public int MaxInFlightRequests { get; init; } = 64;
 
     /// <summary>READ/WRITE payload bytes one connection may hold in flight (at least <see cref="MaxPayload"/>).</summary>
-    public long MaxInFlightBytes { get; init; } = 64 << 20;
+    public long MaxInFlightBytes { get; init; } = 32 << 20;
 
     /// <summary>READ/WRITE payload bytes all connections together may hold in flight (at least <see cref="MaxPayload"/>).</summary>
-    public long MaxServerInFlightBytes { get; init; } = 256 << 20;
+    public long MaxServerInFlightBytes { get; init; } = 64 << 20;
 
     /// <summary>Longest option data accepted during the handshake; longer closes the connection.</summary>
     public int MaxOptionLength { get; init; } = 64 * 1024;
