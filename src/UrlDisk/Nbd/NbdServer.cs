@@ -63,8 +63,12 @@ public sealed class NbdServer
                     client.NoDelay = true;
                 }
 
+                // The task is added under the gate and removes itself under it, so it cannot remove itself before it
+                // was added (which would leave it in the set forever and keep a non-persistent server from ever going idle).
                 Task task = null!;
-                task = Task.Run(async () =>
+                lock (gate)
+                {
+                    task = Task.Run(async () =>
                 {
                     try
                     {
@@ -91,12 +95,7 @@ public sealed class NbdServer
                         }
                     }
                 }, CancellationToken.None);
-                lock (gate)
-                {
-                    if (!task.IsCompleted)
-                    {
-                        connections.Add(task);
-                    }
+                    connections.Add(task);
                 }
             }
         }
