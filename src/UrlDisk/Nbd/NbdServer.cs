@@ -69,32 +69,32 @@ public sealed class NbdServer
                 lock (gate)
                 {
                     task = Task.Run(async () =>
-                {
-                    try
                     {
-                        await ServeClientAsync(client, stop).ConfigureAwait(false);
-                    }
-                    catch (Exception e)
-                    {
-                        // Whatever went wrong ends this client only.
-                        options.Log?.WriteLine($"urldisk: nbd client ended by {e.GetType().Name}: {Specs.Redact.Spec(e.Message)}");
-                    }
-                    finally
-                    {
-                        bool idle;
-                        lock (gate)
+                        try
                         {
-                            connections.Remove(task);
-                            idle = connections.Count == 0;
+                            await ServeClientAsync(client, stop).ConfigureAwait(false);
                         }
+                        catch (Exception e)
+                        {
+                            // Whatever went wrong ends this client only.
+                            options.Log?.WriteLine($"urldisk: nbd client ended by {e.GetType().Name}: {Specs.Redact.Spec(e.Message)}");
+                        }
+                        finally
+                        {
+                            bool idle;
+                            lock (gate)
+                            {
+                                connections.Remove(task);
+                                idle = connections.Count == 0;
+                            }
 
-                        slots.Release();
-                        if (idle && !options.Persistent)
-                        {
-                            await acceptStop.CancelAsync().ConfigureAwait(false);
+                            slots.Release();
+                            if (idle && !options.Persistent)
+                            {
+                                await acceptStop.CancelAsync().ConfigureAwait(false);
+                            }
                         }
-                    }
-                }, CancellationToken.None);
+                    }, CancellationToken.None);
                     connections.Add(task);
                 }
             }
