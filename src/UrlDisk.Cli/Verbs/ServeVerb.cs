@@ -78,8 +78,8 @@ internal static class ServeVerb
             using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);
             string? pidPath = r.GetValue(pidFile);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.Cancel(); });
-            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.Cancel(); });
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; CancelUnlessDisposed(stop); });
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; CancelUnlessDisposed(stop); });
             try
             {
                 if (pidPath is not null)
@@ -194,6 +194,22 @@ internal static class ServeVerb
         string host = ep.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
         uri = $"nbd://{host}:{ep.Port}/{export}";
         return listener;
+    }
+
+    /// <summary>
+    /// The runtime runs signal handlers on their own thread from the registrations it saw when the signal arrived, and
+    /// System.CommandLine's handler cancels the verb too, so ours can run after serve returned and disposed
+    /// <paramref name="stop"/>. An exception there is unhandled: the process aborted (exit 134) after a clean shutdown.
+    /// </summary>
+    private static void CancelUnlessDisposed(CancellationTokenSource stop)
+    {
+        try
+        {
+            stop.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
     }
 
     private static void TryDelete(string path)

@@ -46,7 +46,9 @@ internal sealed partial class NbdConnection
                 transmit = await HandshakeAsync(handshakeTimeout.Token).ConfigureAwait(false);
             }
 
-            if (transmit)
+            // The handshake timer can fire just after the handshake succeeded, cancelling _dead before its registration
+            // was removed; every reply would then be dropped while requests are still read, so end the connection instead.
+            if (transmit && !_dead.IsCancellationRequested)
             {
                 await TransmitAsync(stop).ConfigureAwait(false);
             }

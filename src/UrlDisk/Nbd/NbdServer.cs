@@ -63,40 +63,39 @@ public sealed class NbdServer
                     client.NoDelay = true;
                 }
 
+                // The task is added under the gate and removes itself under it, so it cannot remove itself before it
+                // was added (which would leave it in the set forever and keep a non-persistent server from ever going idle).
                 Task task = null!;
-                task = Task.Run(async () =>
-                {
-                    try
-                    {
-                        await ServeClientAsync(client, stop).ConfigureAwait(false);
-                    }
-                    catch (Exception e)
-                    {
-                        // Whatever went wrong ends this client only.
-                        options.Log?.WriteLine($"urldisk: nbd client ended by {e.GetType().Name}: {Specs.Redact.Spec(e.Message)}");
-                    }
-                    finally
-                    {
-                        bool idle;
-                        lock (gate)
-                        {
-                            connections.Remove(task);
-                            idle = connections.Count == 0;
-                        }
-
-                        slots.Release();
-                        if (idle && !options.Persistent)
-                        {
-                            await acceptStop.CancelAsync().ConfigureAwait(false);
-                        }
-                    }
-                }, CancellationToken.None);
                 lock (gate)
                 {
-                    if (!task.IsCompleted)
+                    task = Task.Run(async () =>
                     {
-                        connections.Add(task);
-                    }
+                        try
+                        {
+                            await ServeClientAsync(client, stop).ConfigureAwait(false);
+                        }
+                        catch (Exception e)
+                        {
+                            // Whatever went wrong ends this client only.
+                            options.Log?.WriteLine($"urldisk: nbd client ended by {e.GetType().Name}: {Specs.Redact.Spec(e.Message)}");
+                        }
+                        finally
+                        {
+                            bool idle;
+                            lock (gate)
+                            {
+                                connections.Remove(task);
+                                idle = connections.Count == 0;
+                            }
+
+                            slots.Release();
+                            if (idle && !options.Persistent)
+                            {
+                                await acceptStop.CancelAsync().ConfigureAwait(false);
+                            }
+                        }
+                    }, CancellationToken.None);
+                    connections.Add(task);
                 }
             }
         }
