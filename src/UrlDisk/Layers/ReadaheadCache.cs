@@ -165,12 +165,14 @@ public sealed class ReadaheadCache : BlockDevice
     }
 
     /// <summary>
-    /// Queues a fetch of up to one readahead window of missing blocks from <paramref name="start"/> (caller holds the lock).
+    /// Queues a fetch of up to two readahead lengths of missing blocks from <paramref name="start"/> (caller holds the lock).
     /// Its first block carries the marker for the window after it, so a sequential reader never waits on the network.
     /// </summary>
     private void StartWindow(long start, long lastBlockOfDevice, List<(long Start, Entry[] Entries)> fetches)
     {
-        long limit = Math.Min(lastBlockOfDevice, start + _readaheadBlocks - 1);
+        // Two readahead lengths: as much as a miss asks for (request + readahead), so a stream read this way
+        // makes no more requests than one read by misses, and never waits.
+        long limit = Math.Min(lastBlockOfDevice, start + (2 * _readaheadBlocks) - 1);
         var run = new List<Entry>();
         long b = start;
         while (b <= limit && !_blocks.ContainsKey(b))

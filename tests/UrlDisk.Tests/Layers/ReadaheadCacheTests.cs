@@ -131,16 +131,16 @@ public class ReadaheadCacheTests
         var buf = new byte[4096];
         await cache.ReadAsync(0, buf);                            // miss: blocks 0..4
         Assert.Equal(1, inner.Reads);
-        await cache.ReadAsync(ReadaheadCache.BlockSize, buf);    // first read-ahead block: fetch 5..8 now
-        await cache.PrefetchAsync(5 * ReadaheadCache.BlockSize, 4 * ReadaheadCache.BlockSize); // waits for it, asks nothing new
+        await cache.ReadAsync(ReadaheadCache.BlockSize, buf);    // first read-ahead block: fetch 5..12 now
+        await cache.PrefetchAsync(5 * ReadaheadCache.BlockSize, 8 * ReadaheadCache.BlockSize); // waits for it, asks nothing new
         Assert.Equal(2, inner.Reads);
-        for (long off = 2 * ReadaheadCache.BlockSize; off < 9 * ReadaheadCache.BlockSize; off += 4096)
+        for (long off = 2 * ReadaheadCache.BlockSize; off < 13 * ReadaheadCache.BlockSize; off += 4096)
         {
             await cache.ReadAsync(off, buf);
             Assert.Equal(data.AsSpan((int)off, 4096).ToArray(), buf);
         }
 
-        // Reaching block 5 (the next window's marker) fetched blocks 9..12 as well; nothing was read twice.
+        // Reaching block 5 (the next window's marker) fetched blocks 13..20 as well; nothing was read twice.
         Assert.Equal(3, inner.Reads);
     }
 }
