@@ -17,51 +17,15 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-for tool in nginx qemu-img nbdkit nbdcopy curl /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/test.sh once to install the packages" >&2; exit 1; }
-done
+source "$here/lib.sh"
+require_tools nginx qemu-img nbdkit nbdcopy curl /usr/bin/time
 nbdkit curl --version >/dev/null 2>&1 || { echo "nbdkit's curl plugin is missing (Debian package nbdkit)" >&2; exit 1; }
 
 # The image: random data with every fourth 8 MiB region zero (left as holes in the served file).
 mkdir -p "$tmp/html" "$tmp/tmp"
-python3 - "$tmp/html/disk.img" "$size_mib" <<'PY'
-import os, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-region = 8 << 20
-with open(path, "wb") as f:
-    f.truncate(mib << 20)
-    for i, off in enumerate(range(0, mib << 20, region)):
-        if i % 4 != 1:
-            f.seek(off)
-            f.write(os.urandom(min(region, (mib << 20) - off)))
-PY
+write_striped_image "$tmp/html/disk.img" "$size_mib"
 
-port=$(free_port)
-user_line=""; [[ $(id -u) == 0 ]] && user_line="user root root;"
-cat > "$tmp/nginx.conf" <<CONF
-$user_line
-worker_processes 2;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/tmp/body; proxy_temp_path $tmp/tmp/proxy; fastcgi_temp_path $tmp/tmp/fastcgi;
-    uwsgi_temp_path $tmp/tmp/uwsgi; scgi_temp_path $tmp/tmp/scgi;
-    default_type application/octet-stream;
-    sendfile on; tcp_nopush on; keepalive_requests 100000;
-    server { listen 127.0.0.1:$port; root $tmp/html; }
-}
-CONF
-nginx -p "$tmp" -e "$tmp/error.log" -c "$tmp/nginx.conf" -g 'daemon off;' & pids+=($!)
-
-proxy_port=$(free_port)
-python3 "$here/delay-proxy.py" "$proxy_port" "$port" 10 > "$tmp/proxy.out" & pids+=($!)
-for _ in $(seq 100); do
-  curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$port/disk.img" && grep -q ready "$tmp/proxy.out" && break
-  sleep 0.1
-done
+start_nginx_and_proxy disk.img off
 
 # Build the CLI once (the launcher publishes Release on first use), outside any timing.
 "$repo/urldisk" --help >/dev/null

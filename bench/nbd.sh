@@ -40,56 +40,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-for tool in nginx qemu-nbd qemu-system-x86_64 nbdkit nbdcopy curl python3 timeout /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/test.sh once to install the packages" >&2; exit 1; }
-done
+source "$here/lib.sh"
+require_tools nginx qemu-nbd qemu-system-x86_64 nbdkit nbdcopy curl python3 timeout /usr/bin/time
 nbdkit curl --version >/dev/null 2>&1 || { echo "nbdkit's curl plugin is missing (Debian package nbdkit)" >&2; exit 1; }
 
 mkdir -p "$tmp/html" "$tmp/tmp"
-python3 - "$tmp/html/img.raw" "$size_mib" <<'PY'
-import os, sys
-path, mib = sys.argv[1], int(sys.argv[2])
-region = 8 << 20
-with open(path, "wb") as f:
-    f.truncate(mib << 20)
-    for i, off in enumerate(range(0, mib << 20, region)):
-        if i % 4 != 1:
-            f.seek(off)
-            f.write(os.urandom(min(region, (mib << 20) - off)))
-PY
+write_striped_image "$tmp/html/img.raw" "$size_mib"
 if [[ ${SKIP_BOOT:-0} != 1 ]]; then
   iso=$(bash "$repo/tests/UrlDisk.IntegrationTests/Nbd/Boot/build-boot-iso.sh" "$marker" 2>"$tmp/iso-build.log") \
     || { cat "$tmp/iso-build.log" >&2; exit 1; }
   cp "$iso" "$tmp/html/boot.iso"
 fi
 
-port=$(free_port)
-user_line=""; [[ $(id -u) == 0 ]] && user_line="user root root;"
-cat > "$tmp/nginx.conf" <<CONF
-$user_line
-worker_processes 2;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 1024; }
-http {
-    log_format bench '\$request_method \$status \$body_bytes_sent';
-    access_log $tmp/access.log bench;
-    client_body_temp_path $tmp/tmp/body; proxy_temp_path $tmp/tmp/proxy; fastcgi_temp_path $tmp/tmp/fastcgi;
-    uwsgi_temp_path $tmp/tmp/uwsgi; scgi_temp_path $tmp/tmp/scgi;
-    default_type application/octet-stream;
-    sendfile on; tcp_nopush on; keepalive_requests 100000;
-    server { listen 127.0.0.1:$port; root $tmp/html; }
-}
-CONF
-nginx -p "$tmp" -e "$tmp/error.log" -c "$tmp/nginx.conf" -g 'daemon off;' & pids+=($!)
-
-proxy_port=$(free_port)
-python3 "$here/delay-proxy.py" "$proxy_port" "$port" 10 > "$tmp/proxy.out" & pids+=($!)
-for _ in $(seq 100); do
-  curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$port/img.raw" && grep -q ready "$tmp/proxy.out" && break
-  sleep 0.1
-done
+start_nginx_and_proxy img.raw on
 
 # Build the CLI once (the launcher publishes Release on first use), outside any timing.
 "$repo/urldisk" --help >/dev/null

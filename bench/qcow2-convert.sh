@@ -22,10 +22,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-for tool in nginx qemu-img curl python3 timeout /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "missing $tool: run scripts/test.sh once to install the packages" >&2; exit 1; }
-done
+source "$here/lib.sh"
+require_tools nginx qemu-img curl python3 timeout /usr/bin/time
 
 # The raw image, in 1 MiB chunks: per 8 chunks 4 text-like, 2 random, 2 zero (text compresses ~3-4x with zlib).
 mkdir -p "$tmp/html" "$tmp/tmp"
@@ -53,32 +51,7 @@ PY
 qemu-img convert -c -f raw -O qcow2 "$tmp/disk.raw" "$tmp/html/img.qcow2"
 qcow2_bytes=$(stat -c %s "$tmp/html/img.qcow2")
 
-port=$(free_port)
-user_line=""; [[ $(id -u) == 0 ]] && user_line="user root root;"
-cat > "$tmp/nginx.conf" <<CONF
-$user_line
-worker_processes 2;
-pid $tmp/nginx.pid;
-error_log $tmp/error.log warn;
-events { worker_connections 1024; }
-http {
-    log_format bench '\$request_method \$status \$body_bytes_sent';
-    access_log $tmp/access.log bench;
-    client_body_temp_path $tmp/tmp/body; proxy_temp_path $tmp/tmp/proxy; fastcgi_temp_path $tmp/tmp/fastcgi;
-    uwsgi_temp_path $tmp/tmp/uwsgi; scgi_temp_path $tmp/tmp/scgi;
-    default_type application/octet-stream;
-    sendfile on; tcp_nopush on; keepalive_requests 100000;
-    server { listen 127.0.0.1:$port; root $tmp/html; }
-}
-CONF
-nginx -p "$tmp" -e "$tmp/error.log" -c "$tmp/nginx.conf" -g 'daemon off;' & pids+=($!)
-
-proxy_port=$(free_port)
-python3 "$here/delay-proxy.py" "$proxy_port" "$port" 10 > "$tmp/proxy.out" & pids+=($!)
-for _ in $(seq 100); do
-  curl -sf -o /dev/null -r 0-0 "http://127.0.0.1:$port/img.qcow2" && grep -q ready "$tmp/proxy.out" && break
-  sleep 0.1
-done
+start_nginx_and_proxy img.qcow2 on
 
 # Build the CLI once (the launcher publishes Release on first use), outside any timing.
 "$repo/urldisk" --help >/dev/null
