@@ -123,27 +123,12 @@ public sealed class ReadaheadCache : BlockDevice
                 missed = true;
                 long runStart = b;
                 var run = new List<Entry>();
-                while (b <= last && !_blocks.ContainsKey(b))
-                {
-                    var e = new Entry();
-                    _blocks[b] = e;
-                    needed[b - first] = e;
-                    run.Add(e);
-                    b++;
-                }
-
+                b = ClaimMissing(b, last, run);
+                run.CopyTo(needed, (int)(runStart - first));
                 if (b > last && withReadahead)
                 {
-                    long limit = Math.Min(lastBlockOfDevice, last + _readaheadBlocks);
                     int firstAhead = run.Count;
-                    while (b <= limit && !_blocks.ContainsKey(b))
-                    {
-                        var e = new Entry();
-                        _blocks[b] = e;
-                        run.Add(e);
-                        b++;
-                    }
-
+                    b = ClaimMissing(b, Math.Min(lastBlockOfDevice, last + _readaheadBlocks), run);
                     if (run.Count > firstAhead)
                     {
                         run[firstAhead].NextWindow = b;
@@ -172,22 +157,27 @@ public sealed class ReadaheadCache : BlockDevice
     {
         // Two readahead lengths: as much as a miss asks for (request + readahead), so a stream read this way
         // makes no more requests than one read by misses, and never waits.
-        long limit = Math.Min(lastBlockOfDevice, start + (2 * _readaheadBlocks) - 1);
         var run = new List<Entry>();
-        long b = start;
-        while (b <= limit && !_blocks.ContainsKey(b))
-        {
-            var e = new Entry();
-            _blocks[b] = e;
-            run.Add(e);
-            b++;
-        }
-
+        long end = ClaimMissing(start, Math.Min(lastBlockOfDevice, start + (2 * _readaheadBlocks) - 1), run);
         if (run.Count > 0)
         {
-            run[0].NextWindow = b;
+            run[0].NextWindow = end;
             fetches.Add((start, run.ToArray()));
         }
+    }
+
+    /// <summary>Adds entries for the blocks from <paramref name="block"/> up to <paramref name="limit"/> until one is present (caller holds the lock); returns the block after the last added.</summary>
+    private long ClaimMissing(long block, long limit, List<Entry> run)
+    {
+        while (block <= limit && !_blocks.ContainsKey(block))
+        {
+            var e = new Entry();
+            _blocks[block] = e;
+            run.Add(e);
+            block++;
+        }
+
+        return block;
     }
 
     private async Task FetchAsync(long firstBlock, Entry[] entries)
