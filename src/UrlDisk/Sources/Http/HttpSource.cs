@@ -26,6 +26,7 @@ public sealed class HttpSource : BlockDevice
     private readonly string _protocol;
     private readonly KeyValuePair<string, object?> _tag;
     private readonly Uri _originalUrl;
+    private readonly AuthenticationHeaderValue? _authorization;
     private Uri _url;
     private int _reResolved;
     private long _length;
@@ -44,6 +45,10 @@ public sealed class HttpSource : BlockDevice
         _certificateErrors = new CertificateErrorRecorder();
         _client = HttpClientFactory.Create(options, _certificateErrors);
         _tag = new("protocol", protocol);
+        if (options.Username is not null)
+        {
+            _authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{options.Username}:{options.Password}")));
+        }
     }
 
     public override long Length => _length;
@@ -299,19 +304,10 @@ public sealed class HttpSource : BlockDevice
             {
                 // A 200 to an If-Range request means "changed" only when the validators say so; with the same
                 // validators the server simply ignores ranges.
-                if (_etag is not null && response.Headers.ETag is { IsWeak: false } etag && !Equals(etag, _etag))
-                {
-                    throw Changed($"its ETag is now {etag}, not {_etag}");
-                }
-
+                ThrowIfChanged(response, response.Content.Headers.ContentLength);
                 if (_etag is null && _lastModified is { } opened && response.Content.Headers.LastModified is { } now && now != opened)
                 {
                     throw Changed($"it was modified at {now:R}, after it was opened");
-                }
-
-                if (response.Content.Headers.ContentLength is { } len && len != _length)
-                {
-                    throw Changed($"its size is now {len} bytes, not {_length}");
                 }
 
                 throw new SourceException($"{_protocol}: server answered 200 (the whole file) to a range request for '{Display(_url)}': it ignores byte ranges; refusing bytes that were not asked for");
@@ -394,15 +390,7 @@ public sealed class HttpSource : BlockDevice
                 throw new SourceException($"{_protocol}: server answered {(int)response.StatusCode} {response.ReasonPhrase} to a plain GET of '{Display(_url)}'");
             }
 
-            if (_etag is not null && response.Headers.ETag is { IsWeak: false } etag && !Equals(etag, _etag))
-            {
-                throw Changed($"its ETag is now {etag}, not {_etag}");
-            }
-
-            if (_length >= 0 && response.Content.Headers.ContentLength is { } len && len != _length)
-            {
-                throw Changed($"its size is now {len} bytes, not {_length}");
-            }
+            ThrowIfChanged(response, _length >= 0 ? response.Content.Headers.ContentLength : null);
 
             var stream = await response.Content.ReadAsStreamAsync(stall.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
@@ -446,19 +434,25 @@ public sealed class HttpSource : BlockDevice
             throw new SourceException($"{_protocol}: asked for bytes {first}-{last} but the server sent {cr.From}-{cr.To} ('{Display(_url)}'); refusing bytes that were not asked for");
         }
 
-        if (cr.Length is { } total && total != _length)
-        {
-            throw Changed($"its size is now {total} bytes, not {_length}");
-        }
-
-        if (_etag is not null && response.Headers.ETag is { } etag && !etag.IsWeak && !Equals(etag, _etag))
-        {
-            throw Changed($"its ETag is now {etag}, not {_etag}");
-        }
+        ThrowIfChanged(response, cr.Length);
 
         if (response.Content.Headers.ContentLength is { } len && len != last - first + 1)
         {
             throw new SourceException($"{_protocol}: Content-Length {len} does not match the range {first}-{last} from '{Display(_url)}'");
+        }
+    }
+
+    /// <summary>The strong ETag and the whole file's size (<paramref name="total"/>, when the answer tells it) must be those seen at open.</summary>
+    private void ThrowIfChanged(HttpResponseMessage response, long? total)
+    {
+        if (_etag is not null && response.Headers.ETag is { IsWeak: false } etag && !Equals(etag, _etag))
+        {
+            throw Changed($"its ETag is now {etag}, not {_etag}");
+        }
+
+        if (total is { } size && size != _length)
+        {
+            throw Changed($"its size is now {size} bytes, not {_length}");
         }
     }
 
@@ -497,10 +491,9 @@ public sealed class HttpSource : BlockDevice
         request.Headers.UserAgent.Add(new ProductInfoHeaderValue("UrlDisk", "0.1"));
 
         // Credentials go only to the host they were given for, not to a redirect target elsewhere.
-        if (_options.Username is not null && SameOrigin(url, _originalUrl))
+        if (_authorization is not null && SameOrigin(url, _originalUrl))
         {
-            string token = Convert.ToBase64String(Encoding.UTF8.GetBytes($"{_options.Username}:{_options.Password}"));
-            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", token);
+            request.Headers.Authorization = _authorization;
         }
 
         if (_options.Cookie is not null)
