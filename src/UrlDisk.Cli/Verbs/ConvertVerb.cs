@@ -69,35 +69,31 @@ internal static class ConvertVerb
             var context = new OpenContext { CopyOnRead = r.GetValue(copyOnRead), Writable = r.GetValue(copyOnRead) };
             await using var image = await CliCommon.OpenAsync(r.GetValue(source)!, r.GetValue(imageOpts), r.GetValue(format), context, ct).ConfigureAwait(false);
             using var bar = r.GetValue(progress) ? new ProgressBar(image.Length) : null;
+            Task CopyAsync(IBlockDevice from, IBlockDevice to, bool targetIsZeroed, bool detectZeroes) => new ImageCopier
+            {
+                Parallelism = inFlight,
+                TargetIsZeroed = targetIsZeroed,
+                DetectZeroes = detectZeroes,
+                Progress = bar is null ? null : bar.Report,
+            }.CopyAsync(from, to, ct);
+
             if (qcow2Options is not null)
             {
                 bool compressed = r.GetValue(compress);
                 await using var qcow2 = await Qcow2ConvertTarget.CreateAsync(r.GetValue(target)!, image.Length, qcow2Options, compressed, r.GetValue(noCreate), ct).ConfigureAwait(false);
-                var qcow2Copier = new ImageCopier
-                {
-                    Parallelism = inFlight,
-                    TargetIsZeroed = qcow2.IsZeroed,
-                    // Compression works on whole clusters: chunks (cluster-aligned) are not split at zero runs.
-                    DetectZeroes = sparseSize != 0 && !compressed,
-                    Progress = bar is null ? null : bar.Report,
-                };
+
+                // Compression works on whole clusters: chunks (cluster-aligned) are not split at zero runs.
                 IBlockDevice from = compressed ? new ClusterAlignedExtents(image, qcow2.Image.ClusterSize) : image;
-                await qcow2Copier.CopyAsync(from, qcow2, ct).ConfigureAwait(false);
+                await CopyAsync(from, qcow2, qcow2.IsZeroed, sparseSize != 0 && !compressed).ConfigureAwait(false);
                 await qcow2.CommitAsync().ConfigureAwait(false);
-                bar?.Finish();
-                return 0;
+            }
+            else
+            {
+                await using var output = RawFileTarget.Create(r.GetValue(target)!, image.Length, r.GetValue(noCreate), sync);
+                await CopyAsync(image, output, output.IsZeroed, sparseSize != 0).ConfigureAwait(false);
+                await output.CommitAsync().ConfigureAwait(false);
             }
 
-            await using var output = RawFileTarget.Create(r.GetValue(target)!, image.Length, r.GetValue(noCreate), sync);
-            var copier = new ImageCopier
-            {
-                Parallelism = inFlight,
-                TargetIsZeroed = output.IsZeroed,
-                DetectZeroes = sparseSize != 0,
-                Progress = bar is null ? null : bar.Report,
-            };
-            await copier.CopyAsync(image, output, ct).ConfigureAwait(false);
-            await output.CommitAsync().ConfigureAwait(false);
             bar?.Finish();
             return 0;
         }));
