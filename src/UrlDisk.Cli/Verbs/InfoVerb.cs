@@ -120,7 +120,7 @@ internal static class InfoVerb
                 string text => Redact.Spec(text), // a last guard: no credentials in output, whatever a driver reports
                 IReadOnlyDictionary<string, object?> d => ToJson(d),
                 JsonNode n => n.DeepClone(),
-                _ => JsonValue.Create(v) is { } jv ? JsonSerializer.SerializeToNode(v) : null,
+                _ => JsonSerializer.SerializeToNode(v),
             };
         }
 

@@ -105,9 +105,7 @@ public sealed class ImageCopier
             }
             else
             {
-                var slice = buffer.Slice((int)(pos - offset), (int)(eEnd - pos));
-                await source.ReadAsync(pos, slice, ct).ConfigureAwait(false);
-                await WriteSparseAsync(target, pos, slice, ct).ConfigureAwait(false);
+                await CopyDataAsync(pos, eEnd).ConfigureAwait(false);
             }
 
             pos = eEnd;
@@ -116,9 +114,14 @@ public sealed class ImageCopier
         if (pos < end)
         {
             // Extents may end early; copy the rest as data.
-            var slice = buffer.Slice((int)(pos - offset), (int)(end - pos));
-            await source.ReadAsync(pos, slice, ct).ConfigureAwait(false);
-            await WriteSparseAsync(target, pos, slice, ct).ConfigureAwait(false);
+            await CopyDataAsync(pos, end).ConfigureAwait(false);
+        }
+
+        async Task CopyDataAsync(long from, long to)
+        {
+            var slice = buffer.Slice((int)(from - offset), (int)(to - from));
+            await source.ReadAsync(from, slice, ct).ConfigureAwait(false);
+            await WriteSparseAsync(target, from, slice, ct).ConfigureAwait(false);
         }
     }
 
