@@ -1,0 +1,20 @@
+using UrlDisk.Fuzz.Targets;
+
+namespace UrlDisk.Fuzz;
+
+/// <summary>Every harness, by name.</summary>
+public static class FuzzTargets
+{
+    public static IReadOnlyList<IFuzzTarget> All { get; } =
+    [
+        new SpecParserTarget(),
+        new Qcow2HeaderTarget(),
+        new Qcow2ImageTarget(),
+        new NbdHandshakeTarget(),
+        new NbdTransmissionTarget(),
+        new FtpReplyTarget(),
+        new TftpPacketTarget(),
+    ];
+
+    public static IFuzzTarget? Find(string name) => All.FirstOrDefault(t => t.Name == name);
+}

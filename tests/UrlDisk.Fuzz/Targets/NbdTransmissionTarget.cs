@@ -1,0 +1,36 @@
+using UrlDisk.Nbd.Wire;
+
+namespace UrlDisk.Fuzz.Targets;
+
+/// <summary>Requests (compact and extended) and every reply header and chunk, read and written back.</summary>
+public sealed class NbdTransmissionTarget : IFuzzTarget
+{
+    public string Name => "nbd-transmission";
+
+    public bool IsExpected(Exception error) => error is NbdProtocolException;
+
+    public void Run(ReadOnlySpan<byte> input)
+    {
+        foreach (bool extended in (ReadOnlySpan<bool>)[false, true])
+        {
+            try
+            {
+                if (NbdRequest.TryRead(input, extended, out var request))
+                {
+                    var back = new byte[NbdRequest.SizeOf(extended)];
+                    request.Write(back, extended);
+                }
+            }
+            catch (NbdProtocolException)
+            {
+            }
+        }
+
+        SimpleReplyHeader.TryRead(input, out _);
+        StructuredReplyHeader.TryRead(input, out _);
+        OffsetDataChunk.TryRead(input, out _);
+        OffsetHoleChunk.TryRead(input, out _);
+        BlockStatusDescriptor.TryRead(input, out _);
+        ErrorChunk.TryRead(input, out _);
+    }
+}

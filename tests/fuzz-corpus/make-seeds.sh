@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Regenerates the seed inputs of the fuzz corpus (small images and wire messages). Findings are added by hand, one
+# file each, named after what they found; they stay in the corpus as regressions.
+# Needs qemu-img and qemu-io (Debian qemu-utils).
+set -euo pipefail
+cd "$(dirname "$0")"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+mkdir -p qcow2-image qcow2-header spec nbd-handshake nbd-transmission ftp-reply tftp-packet
+
+img() { # name, create options, then qemu-io commands
+    local name="$1" opts="$2"
+    shift 2
+    qemu-img create -q -f qcow2 -o "$opts" "$tmp/$name" 1M
+    for cmd in "$@"; do
+        qemu-io -f qcow2 -c "$cmd" "$tmp/$name" >/dev/null
+    done
+    cp "$tmp/$name" "qcow2-image/seed-$name"
+    head -c 1024 "$tmp/$name" > "qcow2-header/seed-$name"
+}
+
+img v3-empty cluster_size=512
+img v3-data cluster_size=512 "write -P 0x5a 0 4k" "write -P 0x11 512k 1536"
+img v2-data cluster_size=512,compat=0.10 "write -P 0x5a 0 4k" "write -z 8k 4k"
+img v3-zero cluster_size=512 "write -P 1 0 8k" "write -z 0 4k" "discard 4k 2k"
+img refcount1 cluster_size=512,refcount_bits=1 "write -P 2 1k 1k"
+img refcount64 cluster_size=512,refcount_bits=64 "write -P 3 1k 1k"
+img lazy cluster_size=512,lazy_refcounts=on "write -P 4 0 1k"
+img extl2 cluster_size=16k,extended_l2=on "write -P 5 1k 2k" "write -z 8k 1k"
+qemu-img create -q -f qcow2 -o cluster_size=512 -b base.qcow2 -F qcow2 "$tmp/backing" 1M -u
+cp "$tmp/backing" qcow2-image/seed-backing; head -c 1024 "$tmp/backing" > qcow2-header/seed-backing
+qemu-img create -q -f qcow2 -o cluster_size=512 "$tmp/snap" 1M
+qemu-io -f qcow2 -c "write -P 6 0 2k" "$tmp/snap" >/dev/null
+qemu-img snapshot -c first "$tmp/snap"
+qemu-io -f qcow2 -c "write -P 7 1k 2k" "$tmp/snap" >/dev/null
+cp "$tmp/snap" qcow2-image/seed-snapshot
+head -c 64k /dev/zero | tr '\0' 'x' > "$tmp/raw"
+for c in zlib zstd; do
+    qemu-img convert -q -c -O qcow2 -o cluster_size=512,compression_type=$c "$tmp/raw" "$tmp/comp-$c"
+    cp "$tmp/comp-$c" "qcow2-image/seed-compressed-$c"
+done
+
+printf '%s' 'https://user:pw@host:8443/images/disk.img?x=1' > spec/seed-url
+printf '%s' 'json:{"driver":"qcow2","file":{"driver":"http","url":"http://h/a.qcow2","readahead":"64k","timeout":10}}' > spec/seed-json
+printf '%s' '{"file.driver":"https","file.url":"https://h/x","file.sslverify":"off","file.cookie":"a=1; b=2"}' > spec/seed-json-dotted
+printf '%s' 'driver=raw,file.driver=http,file.url=http://h/a,,b.img,file.readahead=1.5M,offset=512,size=1G' > spec/seed-keyvalue
+printf '%s' '/var/images/disk with spaces.img' > spec/seed-path
+
+# NBD: client hello + OPT_GO (name "", one info request), a compact READ, an extended BLOCK_STATUS, reply headers.
+printf '00000001' | xxd -r -p > nbd-handshake/seed-client-flags
+printf '49484156454f5054000000070000000a00000000000100030000' | xxd -r -p > nbd-handshake/seed-opt-go
+printf '000000046e616d65000000010000000e626173653a616c6c6f636174696f6e' | xxd -r -p > nbd-handshake/seed-meta-context
+printf '0000000300000004000000006578706f727400000004' | xxd -r -p > nbd-handshake/seed-server-entry
+printf '25609513000000000000000000000007000000000000100000000200' | xxd -r -p > nbd-transmission/seed-read
+printf '21e41c7100000007000000000000000700000000000000000000000100000000' | xxd -r -p > nbd-transmission/seed-extended-block-status
+printf '668e33ef0001000200000000000000090000000c000000000000100000000200' | xxd -r -p > nbd-transmission/seed-structured-hole
+printf '674466980000000100000000 00abcdef' | tr -d ' ' | xxd -r -p > nbd-transmission/seed-simple-reply
+
+printf '220 vsftpd ready\r\n' > ftp-reply/seed-greeting
+printf '211-Features:\r\n EPSV\r\n MDTM\r\n REST STREAM\r\n SIZE\r\n AUTH TLS\r\n211 End\r\n' > ftp-reply/seed-feat
+printf '229 Entering Extended Passive Mode (|||40123|)\r\n' > ftp-reply/seed-epsv
+printf '227 Entering Passive Mode (127,0,0,1,156,201)\r\n' > ftp-reply/seed-pasv
+printf '213 20240102030405.123\r\n213 1048576\r\n' > ftp-reply/seed-mdtm-size
+printf '150 Opening BINARY mode data connection\r\n226 Transfer complete\r\n' > ftp-reply/seed-retr
+
+printf '0003000168656c6c6f' | xxd -r -p > tftp-packet/seed-data
+printf '00040001' | xxd -r -p > tftp-packet/seed-ack
+printf '000500014e6f74206865726500' | xxd -r -p > tftp-packet/seed-error
+printf '0006626c6b73697a650031343238007473697a650031303438353736007769' | xxd -r -p > tftp-packet/seed-oack-partial
+printf '0006626c6b73697a6500313432380074736 97a650031303438353736007769 6e646f7773697a65003800' | tr -d ' ' | xxd -r -p > tftp-packet/seed-oack
+printf '00016469736b2e696d67006f6374657400747369 7a65003000' | tr -d ' ' | xxd -r -p > tftp-packet/seed-rrq
