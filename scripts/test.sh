@@ -72,9 +72,21 @@ while read -r f p; do
     passed=$((passed + p))
 done < <(sed -nE 's/.*(Passed|Failed)!  *- *Failed: *([0-9]+), *Passed: *([0-9]+).*/\2 \3/p' "$log")
 
+# A short coverage-guided fuzz run of every harness (fixed seed, a few seconds each); longer runs: scripts/fuzz.sh.
+fuzz_status=0
+if [[ $status -eq 0 ]]; then
+    echo
+    echo "fuzz: every harness for 4 s (scripts/fuzz.sh)"
+    bash scripts/fuzz.sh 4 all 20261202 || fuzz_status=$?
+fi
+
 echo
 echo "tests: $passed passed, $failed failed"
 if [[ $status -eq 0 && $failed -gt 0 ]]; then
+    status=1
+fi
+if [[ $status -eq 0 && $fuzz_status -ne 0 ]]; then
+    echo "test.sh: the fuzz run found something (see above)" >&2
     status=1
 fi
 if [[ $status -eq 0 && $passed -eq 0 ]]; then

@@ -23,6 +23,9 @@ public sealed partial class FuzzRunner(IFuzzTarget target)
     /// <summary>Where inputs with new outcomes are written (null: kept in memory only).</summary>
     public string? GrowDirectory { get; init; }
 
+    /// <summary>Edge coverage when UrlDisk.dll is instrumented: inputs reaching new edges join the corpus too.</summary>
+    public CoverageMap? Coverage { get; init; }
+
     public int Executions { get; private set; }
 
     public int Outcomes => _outcomes.Count;
@@ -85,7 +88,7 @@ public sealed partial class FuzzRunner(IFuzzTarget target)
     {
         Executions++;
         _worker ??= new Worker(this);
-        if (!_worker.TryRun(input, HangTimeout, out var outcome, out var finding))
+        if (!_worker.TryRun(input, HangTimeout, out var outcome, out bool newEdges, out var finding))
         {
             // The worker is abandoned (a background thread): the run reports the input and stops.
             _worker = null;
@@ -93,14 +96,17 @@ public sealed partial class FuzzRunner(IFuzzTarget target)
             return new FuzzFinding("hang", $"{Target.Name} did not return within {HangTimeout.TotalSeconds:0} s", input);
         }
 
-        isNew = outcome is not null && _outcomes.Add(outcome);
+        // With coverage, new edges decide; without it, a new kind of outcome is the best signal there is.
+        bool newOutcome = outcome is not null && _outcomes.Add(outcome);
+        isNew = Coverage is null ? newOutcome : newEdges;
         return finding;
     }
 
     private Worker? _worker;
 
-    private (string? Outcome, FuzzFinding? Finding) RunOne(byte[] input)
+    private (string? Outcome, bool NewEdges, FuzzFinding? Finding) RunOne(byte[] input)
     {
+        Coverage?.Reset();
         long before = GC.GetAllocatedBytesForCurrentThread();
         string outcome;
         try
@@ -114,13 +120,14 @@ public sealed partial class FuzzRunner(IFuzzTarget target)
         }
         catch (Exception e)
         {
-            return (null, new FuzzFinding("crash", Describe(e), input));
+            return (null, false, new FuzzFinding("crash", Describe(e), input));
         }
 
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+        bool newEdges = Coverage?.Record() ?? false;
         return allocated > MaxAllocatedBytesPerInput
-            ? (null, new FuzzFinding("memory", $"{Target.Name} allocated {allocated >> 20} MiB for one input", input))
-            : (outcome, null);
+            ? (null, false, new FuzzFinding("memory", $"{Target.Name} allocated {allocated >> 20} MiB for one input", input))
+            : (outcome, newEdges, null);
     }
 
     /// <summary>One long-lived thread that runs inputs handed to it, so the caller can wait with a timeout.</summary>
@@ -130,7 +137,7 @@ public sealed partial class FuzzRunner(IFuzzTarget target)
         private readonly SemaphoreSlim _start = new(0);
         private readonly SemaphoreSlim _done = new(0);
         private byte[] _input = [];
-        private (string? Outcome, FuzzFinding? Finding) _result;
+        private (string? Outcome, bool NewEdges, FuzzFinding? Finding) _result;
 
         public Worker(FuzzRunner runner)
         {
@@ -138,12 +145,12 @@ public sealed partial class FuzzRunner(IFuzzTarget target)
             new Thread(Loop, 16 << 20) { IsBackground = true, Name = "fuzz " + runner.Target.Name }.Start();
         }
 
-        public bool TryRun(byte[] input, TimeSpan timeout, out string? outcome, out FuzzFinding? finding)
+        public bool TryRun(byte[] input, TimeSpan timeout, out string? outcome, out bool newEdges, out FuzzFinding? finding)
         {
             _input = input;
             _start.Release();
             bool finished = _done.Wait(timeout);
-            (outcome, finding) = finished ? _result : default;
+            (outcome, newEdges, finding) = finished ? _result : default;
             return finished;
         }
 

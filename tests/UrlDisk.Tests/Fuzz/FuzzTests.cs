@@ -3,8 +3,8 @@ using UrlDisk.Fuzz;
 namespace UrlDisk.Tests.Fuzz;
 
 /// <summary>
-/// The short fuzz run of CI: every harness replays its checked-in corpus (seeds and past findings), then mutates it
-/// for a few seconds with a fixed seed. Long runs are made by hand with tests/UrlDisk.Fuzz.
+/// Every harness replays its checked-in corpus (seeds and past findings) cleanly; the runner reports crashes and hangs.
+/// The mutation runs themselves are scripts/fuzz.sh (coverage-guided; a short one ends scripts/test.sh).
 /// </summary>
 public class FuzzTests
 {
@@ -23,18 +23,6 @@ public class FuzzTests
         var findings = runner.Replay(corpus);
 
         Assert.True(findings.Count == 0, string.Join("\n", findings));
-    }
-
-    [Theory]
-    [MemberData(nameof(Targets))]
-    public void Short_mutation_run_finds_nothing(string name)
-    {
-        var runner = new FuzzRunner(FuzzTargets.Find(name)!);
-
-        var findings = runner.Fuzz(Corpus.Load(CorpusDirectory(name)), Seed, iterations: 50_000, TimeSpan.FromSeconds(3));
-
-        Assert.True(findings.Count == 0, string.Join("\n", findings));
-        Assert.True(runner.Executions > 100, $"only {runner.Executions} inputs ran");
     }
 
     [Fact]
