@@ -32,6 +32,11 @@ public sealed partial class Qcow2Image
         {
             for (long pos = start; pos < start + data.Length && pos < Length; pos += ClusterSize)
             {
+                if (_markedCorrupt)
+                {
+                    return; // reads go on; nothing more is written into a corrupt image
+                }
+
                 // Only clusters still wholly unallocated: a guest write may have landed meanwhile.
                 var run = await MapAsync(pos, ClusterSize, cancellationToken).ConfigureAwait(false);
                 if (run.Kind != ClusterKind.Unallocated || run.Length < Math.Min(ClusterSize, Length - pos))

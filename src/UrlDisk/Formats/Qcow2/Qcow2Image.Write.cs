@@ -14,7 +14,8 @@ public sealed partial class Qcow2Image
 
     private async ValueTask PrepareForWritingAsync(CancellationToken cancellationToken)
     {
-        _refcounts = await Qcow2Refcounts.LoadAsync(_writableFile!, Header, MoveRefcountTableAsync, cancellationToken).ConfigureAwait(false);
+        _refcounts = await Qcow2Refcounts.LoadAsync(_writableFile!, Header, MoveRefcountTableAsync, (offset, length, what, ct) => GuardAsync(offset, length, what, ct), cancellationToken).ConfigureAwait(false);
+        LoadActiveL2Tables();
         if (IsV3 && Header.AutoclearFeatures != 0)
         {
             // Bitmaps and other autoclear data are not kept up to date here: clearing the bits tells readers so.
@@ -60,6 +61,7 @@ public sealed partial class Qcow2Image
 
     private async ValueTask WriteLockedAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        ThrowIfMarkedCorrupt();
         while (data.Length > 0)
         {
             // One L2 table at a time.
@@ -126,7 +128,7 @@ public sealed partial class Qcow2Image
                 }
 
                 data.Slice((int)(pos - offset), (int)(writeEnd - pos)).CopyTo(buffer[(int)(pos - runStartByte)..]);
-                long host = await Refcounts.AllocateAsync(count, cancellationToken).ConfigureAwait(false);
+                long host = await Refcounts.AllocateAsync(count, count == 1 ? "a new data cluster" : $"{count} new data clusters", cancellationToken).ConfigureAwait(false);
                 await _writableFile!.WriteAtAsync(host, buffer, cancellationToken).ConfigureAwait(false);
                 var old = new List<L2Entry>(count);
                 for (int i = 0; i < count; i++)
@@ -163,37 +165,9 @@ public sealed partial class Qcow2Image
         buffer.Span[n..].Clear();
     }
 
-    /// <summary>
-    /// As QEMU's overlap check: data must never land on the header, L1 table, refcount table or snapshot table.
-    /// A corrupt entry that points there marks the image corrupt (v3) and fails the write.
-    /// </summary>
-    private async ValueTask CheckNotMetadataAsync(long host, string what, CancellationToken cancellationToken)
-    {
-        var h = Header;
-        bool Overlaps(ulong start, long bytes) => bytes > 0 && host + ClusterSize > (long)start && host < (long)start + bytes;
-        string? hit = host < ClusterSize ? "the header"
-            : Overlaps(h.L1TableOffset, h.L1Size * 8L) ? "the L1 table"
-            : Overlaps(h.RefcountTableOffset, h.RefcountTableClusters * (long)ClusterSize) ? "the refcount table"
-            : h.SnapshotCount > 0 && Overlaps(h.SnapshotsOffset, Snapshots.Sum(s => (long)s.StoredLength)) ? "the snapshot table"
-            : null;
-        if (hit is null)
-        {
-            return;
-        }
-
-        if (IsV3)
-        {
-            var field = new byte[8];
-            BinaryPrimitives.WriteUInt64BigEndian(field, h.IncompatibleFeatures | Qcow2Features.Corrupt);
-            await _writableFile!.WriteAtAsync(72, field, cancellationToken).ConfigureAwait(false);
-        }
-
-        throw new ImageFormatException($"qcow2: {what} at host offset {host} overlaps {hit}; the image is corrupt (marked so) and the write was refused");
-    }
-
     private async ValueTask WriteInPlaceAsync(ulong[] table, long tableOffset, int index, L2Entry entry, long pos, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        await CheckNotMetadataAsync(entry.HostOffset, "a data cluster", cancellationToken).ConfigureAwait(false);
+        await GuardAsync(entry.HostOffset, ClusterSize, "a data cluster written in place", cancellationToken).ConfigureAwait(false);
         long within = pos & (ClusterSize - 1);
         if (!ExtendedL2)
         {
@@ -264,6 +238,7 @@ public sealed partial class Qcow2Image
     /// </summary>
     private async ValueTask ZeroOrDiscardLockedAsync(long offset, long length, bool discard, bool keepAllocated, CancellationToken cancellationToken)
     {
+        ThrowIfMarkedCorrupt();
         long end = offset + length;
         long unit = ExtendedL2 ? 1L << SubclusterBits : ClusterSize;
         bool hasBacking = _backing is not null;
@@ -413,6 +388,7 @@ public sealed partial class Qcow2Image
         await _metadataLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            ThrowIfMarkedCorrupt();
             if (compressed is null)
             {
                 await WriteLockedAsync(guest, cluster.AsMemory(0, (int)Math.Min(ClusterSize, Length - guest)), cancellationToken).ConfigureAwait(false);
@@ -447,7 +423,7 @@ public sealed partial class Qcow2Image
         {
             long overflow = within + length - ClusterSize;
             long extra = overflow <= 0 ? 0 : (overflow + ClusterSize - 1) / ClusterSize;
-            if (extra == 0 || await Refcounts.TryAllocateAtAsync(cursorCluster + 1, extra, cancellationToken).ConfigureAwait(false))
+            if (extra == 0 || await Refcounts.TryAllocateAtAsync(cursorCluster + 1, extra, "compressed data", cancellationToken).ConfigureAwait(false))
             {
                 await Refcounts.UpdateAsync(cursorCluster, 1, 1, cancellationToken).ConfigureAwait(false);
                 _compressedCursor = cursor + length;
@@ -456,7 +432,7 @@ public sealed partial class Qcow2Image
         }
 
         long clusters = (length + ClusterSize - 1) / ClusterSize;
-        long host = await Refcounts.AllocateAsync(clusters, cancellationToken).ConfigureAwait(false);
+        long host = await Refcounts.AllocateAsync(clusters, "compressed data", cancellationToken).ConfigureAwait(false);
         _compressedCursor = host + length;
         return host;
     }
@@ -472,7 +448,7 @@ public sealed partial class Qcow2Image
         var l1 = new L1Entry(_l1[l1Index]);
         if (l1.L2Offset != 0 && l1.IsCopied)
         {
-            await CheckNotMetadataAsync(l1.L2Offset, "an L2 table", cancellationToken).ConfigureAwait(false);
+            await GuardAsync(l1.L2Offset, ClusterSize, "an L2 table", cancellationToken, ownL2Table: l1.L2Offset).ConfigureAwait(false);
             return (await GetL2TableAsync(l1.L2Offset, l1Index, cancellationToken).ConfigureAwait(false), l1.L2Offset);
         }
 
@@ -491,9 +467,10 @@ public sealed partial class Qcow2Image
             }
         }
 
-        long offset = await Refcounts.AllocateAsync(1, cancellationToken).ConfigureAwait(false);
+        long offset = await Refcounts.AllocateAsync(1, "a new L2 table", cancellationToken).ConfigureAwait(false);
         await _writableFile!.WriteAtAsync(offset, bytes, cancellationToken).ConfigureAwait(false);
         _l2Cache.Put(offset, table);
+        _activeL2Tables!.Add(offset);
         var entry = new byte[8];
         ulong raw = L1Entry.Create(offset, copied: true).Raw;
         BinaryPrimitives.WriteUInt64BigEndian(entry, raw);
@@ -501,6 +478,7 @@ public sealed partial class Qcow2Image
         Volatile.Write(ref _l1[l1Index], raw);
         if (l1.L2Offset != 0)
         {
+            _activeL2Tables.Remove(l1.L2Offset);
             await Refcounts.UpdateAsync(l1.L2Offset >> ClusterBits, 1, -1, cancellationToken).ConfigureAwait(false);
         }
 
