@@ -29,27 +29,42 @@ public sealed partial class Qcow2Image
         }
     }
 
+    /// <summary>
+    /// Writes the clusters of <paramref name="data"/> (read from below, starting at cluster-aligned
+    /// <paramref name="start"/>) that are still unallocated: all-zero ones as zero clusters (v3), runs of the
+    /// others with one write each (one allocation and one flush per run, not per cluster).
+    /// </summary>
     private async ValueTask StoreCopiedClustersAsync(long start, byte[] data, CancellationToken cancellationToken)
     {
         await _metadataLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            for (long pos = start; pos < start + data.Length && pos < Length; pos += ClusterSize)
+            long end = Math.Min(start + data.Length, Length);
+            long runStart = -1;
+            for (long pos = start; pos < end; pos += ClusterSize)
             {
-                if (!await IsWhollyUnallocatedLockedAsync(pos, cancellationToken).ConfigureAwait(false))
+                var cluster = data.AsMemory((int)(pos - start), (int)Math.Min(ClusterSize, end - pos));
+                bool unallocated = await IsWhollyUnallocatedLockedAsync(pos, cancellationToken).ConfigureAwait(false);
+                bool zero = unallocated && IsV3 && !cluster.Span.ContainsAnyExcept((byte)0);
+                if (runStart >= 0 && !(unallocated && !zero))
                 {
-                    continue;
+                    await WriteLockedAsync(runStart, data.AsMemory((int)(runStart - start), (int)(pos - runStart)), cancellationToken).ConfigureAwait(false);
+                    runStart = -1;
                 }
 
-                var cluster = data.AsMemory((int)(pos - start), (int)Math.Min(ClusterSize, Length - pos));
-                if (IsV3 && !cluster.Span.ContainsAnyExcept((byte)0))
+                if (zero)
                 {
                     await ZeroOrDiscardLockedAsync(pos, cluster.Length, discard: false, keepAllocated: false, cancellationToken).ConfigureAwait(false);
                 }
-                else
+                else if (unallocated && runStart < 0)
                 {
-                    await WriteLockedAsync(pos, cluster, cancellationToken).ConfigureAwait(false);
+                    runStart = pos;
                 }
+            }
+
+            if (runStart >= 0)
+            {
+                await WriteLockedAsync(runStart, data.AsMemory((int)(runStart - start), (int)(end - runStart)), cancellationToken).ConfigureAwait(false);
             }
         }
         finally
