@@ -442,7 +442,7 @@ public sealed class Qcow2Checker
         var h = hc.Header;
         var checker = new Qcow2Checker(file, hc);
         await checker.RunAsync(ct).ConfigureAwait(false);
-        var refcounts = await Qcow2Refcounts.LoadAsync(new FileHostFile(file), h, (_, _, _) => throw new UrlDiskException("check: repair cannot grow the refcount table"), guard: null, ct).ConfigureAwait(false);
+        var refcounts = await Qcow2Refcounts.LoadAsync(new FileHostFile(file), h, (_, _, _) => throw new UrlDiskException("check: repair cannot grow the refcount table"), guard: null, orderWrites: false, ct).ConfigureAwait(false);
         for (long c = 0; c < checker._computed.Length; c++)
         {
             ulong stored = await refcounts.GetAsync(c, ct).ConfigureAwait(false);

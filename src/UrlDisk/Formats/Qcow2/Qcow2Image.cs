@@ -17,6 +17,7 @@ public sealed partial class Qcow2Image : BlockDevice
 
     private readonly IBlockDevice _file;
     private readonly IHostFile? _writableFile;
+    private readonly bool _orderWrites;
     private readonly OpenContext _context;
     private readonly ulong[] _l1;
     private readonly L2TableCache _l2Cache;
@@ -25,8 +26,9 @@ public sealed partial class Qcow2Image : BlockDevice
     private Qcow2Refcounts? _refcounts;
     private Qcow2HeaderCluster _headerCluster;
 
-    private Qcow2Image(IBlockDevice file, Qcow2HeaderCluster headerCluster, ulong[] l1, IReadOnlyList<SnapshotEntry> snapshots, OpenContext context, IHostFile? writableFile)
+    private Qcow2Image(IBlockDevice file, Qcow2HeaderCluster headerCluster, ulong[] l1, IReadOnlyList<SnapshotEntry> snapshots, OpenContext context, IHostFile? writableFile, bool orderWrites)
     {
+        _orderWrites = orderWrites;
         _file = file;
         _headerCluster = headerCluster;
         _l1 = l1;
@@ -95,7 +97,11 @@ public sealed partial class Qcow2Image : BlockDevice
         => OpenAsync(file, context, context.Writable && file is FileSource { Info.CanWrite: true } fs ? new FileHostFile(fs) : null, cancellationToken);
 
     /// <summary>Opens the image; writes go to <paramref name="writer"/> (null: read-only).</summary>
-    internal static async ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, IHostFile? writer, CancellationToken cancellationToken)
+    /// <param name="orderWrites">
+    /// Order metadata writes with flushes so that a crash leaves at worst leaked clusters; false only for a new
+    /// image nobody uses until it is complete.
+    /// </param>
+    internal static async ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, IHostFile? writer, CancellationToken cancellationToken, bool orderWrites = true)
     {
         if (context.Depth > OpenContext.MaxChainDepth)
         {
@@ -154,7 +160,7 @@ public sealed partial class Qcow2Image : BlockDevice
             await writable.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var image = new Qcow2Image(file, hc, l1, snapshots, context, writable);
+        var image = new Qcow2Image(file, hc, l1, snapshots, context, writable, orderWrites);
         if (writable is not null)
         {
             await image.PrepareForWritingAsync(cancellationToken).ConfigureAwait(false);

@@ -18,12 +18,14 @@ internal sealed class Qcow2Refcounts
     private readonly Func<long, int, CancellationToken, ValueTask> _moveTable;
     private readonly Func<long, long, string, CancellationToken, ValueTask>? _guard;
     private readonly HostClusterSet _blockOffsets;
+    private readonly bool _orderWrites;
     private ulong[] _table;
     private long _tableOffset;
     private long _freeHint = 1;
 
-    private Qcow2Refcounts(IHostFile file, Qcow2Header header, ulong[] table, Func<long, int, CancellationToken, ValueTask> moveTable, Func<long, long, string, CancellationToken, ValueTask>? guard)
+    private Qcow2Refcounts(IHostFile file, Qcow2Header header, ulong[] table, Func<long, int, CancellationToken, ValueTask> moveTable, Func<long, long, string, CancellationToken, ValueTask>? guard, bool orderWrites)
     {
+        _orderWrites = orderWrites;
         _file = file;
         _clusterBits = header.ClusterBits;
         _order = header.RefcountOrder;
@@ -49,7 +51,8 @@ internal sealed class Qcow2Refcounts
 
     /// <param name="moveTable">Writes the new refcount table offset and cluster count into the header.</param>
     /// <param name="guard">Called with (offset, length, what) before clusters are used; throws to refuse them.</param>
-    public static async ValueTask<Qcow2Refcounts> LoadAsync(IHostFile file, Qcow2Header header, Func<long, int, CancellationToken, ValueTask> moveTable, Func<long, long, string, CancellationToken, ValueTask>? guard, CancellationToken cancellationToken)
+    /// <param name="orderWrites">Flush between a new block or table and what points at it (see <see cref="Qcow2Image"/>'s barriers).</param>
+    public static async ValueTask<Qcow2Refcounts> LoadAsync(IHostFile file, Qcow2Header header, Func<long, int, CancellationToken, ValueTask> moveTable, Func<long, long, string, CancellationToken, ValueTask>? guard, bool orderWrites, CancellationToken cancellationToken)
     {
         var bytes = new byte[header.RefcountTableClusters * header.ClusterSize];
         await file.ReadAsync((long)header.RefcountTableOffset, bytes, cancellationToken).ConfigureAwait(false);
@@ -59,7 +62,7 @@ internal sealed class Qcow2Refcounts
             table[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
         }
 
-        return new Qcow2Refcounts(file, header, table, moveTable, guard);
+        return new Qcow2Refcounts(file, header, table, moveTable, guard, orderWrites);
     }
 
     /// <summary>Names the refcount structure that host bytes [offset, offset+length) touch, or null.</summary>
@@ -75,6 +78,9 @@ internal sealed class Qcow2Refcounts
 
     private ValueTask GuardAsync(long offset, long length, string what, CancellationToken cancellationToken)
         => _guard?.Invoke(offset, length, what, cancellationToken) ?? ValueTask.CompletedTask;
+
+    private ValueTask BarrierAsync(CancellationToken cancellationToken)
+        => _orderWrites ? _file.FlushAsync(cancellationToken) : ValueTask.CompletedTask;
 
     public async ValueTask<ulong> GetAsync(long cluster, CancellationToken cancellationToken)
     {
@@ -261,6 +267,7 @@ internal sealed class Qcow2Refcounts
 
         await GuardAsync(blockCluster << _clusterBits, ClusterSize, "a new refcount block", cancellationToken).ConfigureAwait(false);
         await _file.WriteAtAsync(blockCluster << _clusterBits, block, cancellationToken).ConfigureAwait(false);
+        await BarrierAsync(cancellationToken).ConfigureAwait(false); // the block (counting itself) before the table entry
         _blocks[b] = block;
         _blockOffsets.Add(blockCluster << _clusterBits);
         _table[b] = (ulong)(blockCluster << _clusterBits);
@@ -303,7 +310,9 @@ internal sealed class Qcow2Refcounts
         await GuardAsync(blockCluster << _clusterBits, (newClusters + 1) << _clusterBits, "a new refcount block and table", cancellationToken).ConfigureAwait(false);
         await _file.WriteAtAsync(blockCluster << _clusterBits, block, cancellationToken).ConfigureAwait(false);
         await _file.WriteAtAsync(newTableOffset, bytes, cancellationToken).ConfigureAwait(false);
+        await BarrierAsync(cancellationToken).ConfigureAwait(false); // block and table before the header points at them
         await _moveTable(newTableOffset, (int)newClusters, cancellationToken).ConfigureAwait(false);
+        await BarrierAsync(cancellationToken).ConfigureAwait(false); // the header leaves the old table before its refcounts drop
         long oldOffset = _tableOffset;
         _blocks[b] = block;
         _blockOffsets.Add(blockCluster << _clusterBits);
