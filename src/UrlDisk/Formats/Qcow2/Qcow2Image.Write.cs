@@ -105,7 +105,7 @@ public sealed partial class Qcow2Image
 
             // A run of clusters that need new host clusters: allocate them together.
             long runEnd = cluster + 1;
-            while (runEnd << ClusterBits < end)
+            while (runEnd << ClusterBits < end && runEnd - cluster < Refcounts.MaxRunClusters)
             {
                 var e = ReadEntry(table, (int)(runEnd & ((1L << L2Bits) - 1)));
                 if (!e.IsCompressed && e.IsCopied && e.HostOffset != 0 && !e.HasZeroFlag)

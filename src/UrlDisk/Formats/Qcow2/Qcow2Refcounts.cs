@@ -46,6 +46,12 @@ internal sealed class Qcow2Refcounts
 
     private long ClusterSize => 1L << _clusterBits;
 
+    /// <summary>
+    /// The longest run <see cref="AllocateAsync"/> can always find: a new refcount block takes the first cluster
+    /// it covers, so with narrow blocks (small clusters, wide refcounts) a run as long as a block never fits.
+    /// </summary>
+    public long MaxRunClusters => Math.Max(1, _entriesPerBlock / 2);
+
     /// <summary>The largest refcount the image's refcount width can hold.</summary>
     public ulong MaxRefcount => RefcountBlock.MaxValue(_order);
 
