@@ -43,6 +43,7 @@ internal static class CheckVerb
             }
 
             var result = await Qcow2Checker.CheckAsync(file, mode, ct).ConfigureAwait(false);
+            PrintProblems(result, mode is not null);
             if (outputFormat == "json")
             {
                 var o = new JsonObject
@@ -88,13 +89,18 @@ internal static class CheckVerb
         return cmd;
     }
 
+    /// <summary>One line per problem on stderr, as qemu-img prints them (the summary goes to stdout).</summary>
+    private static void PrintProblems(Qcow2CheckResult r, bool repaired)
+    {
+        foreach (var m in r.Messages)
+        {
+            Console.Error.WriteLine((repaired ? "Repairing " : "") + m);
+        }
+    }
+
     private static void PrintHuman(Qcow2CheckResult r, bool repaired)
     {
         var w = Console.Out;
-        foreach (var m in r.Messages)
-        {
-            w.WriteLine((repaired ? "Repairing " : "") + m);
-        }
 
         if (repaired && (r.LeaksFixed > 0 || r.CorruptionsFixed > 0))
         {
@@ -125,7 +131,7 @@ internal static class CheckVerb
             w.WriteLine("This means waste of disk space, but no harm to data.");
         }
 
-        if (r.TotalClusters > 0)
+        if (r.TotalClusters > 0 && r.AllocatedClusters > 0)
         {
             double pct(long n) => 100.0 * n / r.TotalClusters;
             w.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{r.AllocatedClusters}/{r.TotalClusters} = {pct(r.AllocatedClusters):F2}% allocated, {(r.AllocatedClusters == 0 ? 0 : 100.0 * r.FragmentedClusters / r.AllocatedClusters):F2}% fragmented, {(r.AllocatedClusters == 0 ? 0 : 100.0 * r.CompressedClusters / r.AllocatedClusters):F2}% compressed clusters"));

@@ -75,6 +75,83 @@ public class Qcow2HttpTests
         q.Img("check", "json:{\"driver\":\"qcow2\",\"backing\":null,\"file\":{\"driver\":\"file\",\"filename\":\"overlay.qcow2\"}}");
     }
 
+    /// <summary>
+    /// A copy-on-read pass as a plain reader does it (every byte read) or as a sparse-aware client does
+    /// (qemu-img convert or nbdcopy over NBD: block status first, then only the data extents are read).
+    /// </summary>
+    [Theory]
+    [InlineData("qcow2", "", false)]
+    [InlineData("qcow2", "", true)]
+    [InlineData("qcow2", "cluster_size=4096", true)]
+    [InlineData("qcow2", "extended_l2=on", true)]
+    [InlineData("raw", "", true)]
+    public async Task Overlay_read_end_to_end_by_copy_on_read_opens_without_the_server_even_over_holes_and_zeros(string baseFormat, string overlayOptions, bool sparseAware)
+    {
+        using var q = new QemuTools();
+        // A backing file with data, zero clusters, holes and an unaligned, shorter tail.
+        q.Img("create", "-f", "qcow2", "base.qcow2", "6M");
+        q.Io("-c", "write -P 0x61 0 1M", "-c", "write -z 1M 1M", "-c", "write -P 0x62 3M 100k", "-c", "write -z 4M 64k", "-c", "write -P 0x63 5M 32k", "base.qcow2");
+        if (baseFormat == "raw")
+        {
+            q.Img("convert", "-O", "raw", "base.qcow2", "base.raw");
+        }
+
+        var expected = q.QemuRaw("base.qcow2");
+        Array.Resize(ref expected, 7 << 20);
+        var nginx = await NginxServer.StartAsync();
+        try
+        {
+            string url = nginx.HttpUrl(nginx.Put("cor2/base." + baseFormat, File.ReadAllBytes(q.PathOf("base." + baseFormat))));
+            await Qcow2Creator.CreateAsync(q.PathOf("overlay.qcow2"), expected.Length, Qcow2CreateOptions.Parse(overlayOptions) with { BackingFile = url, BackingFormat = baseFormat });
+            await using (var image = await ImageOpener.OpenAsync(q.PathOf("overlay.qcow2"), null, new OpenContext { Writable = true, CopyOnRead = true }))
+            {
+                QemuTools.AssertSameBytes(expected, sparseAware ? await ReadDataExtentsAsync(image) : await QemuTools.ReadAllAsync(image, 300_000));
+            }
+
+            // Reading again needs nothing from the server: not even the backing file's HEAD.
+            int before = (await nginx.SettledRequestsAsync("/cor2/")).Count;
+            await using (var image = await ImageOpener.OpenAsync(q.PathOf("overlay.qcow2"), null, new OpenContext { Writable = true, CopyOnRead = true }))
+            {
+                QemuTools.AssertSameBytes(expected, await QemuTools.ReadAllAsync(image));
+            }
+
+            Assert.Equal(before, (await nginx.SettledRequestsAsync("/cor2/")).Count);
+        }
+        finally
+        {
+            await nginx.DisposeAsync();
+        }
+
+        // The server is gone: the overlay is complete on its own.
+        await using (var image = await ImageOpener.OpenAsync(q.PathOf("overlay.qcow2")))
+        {
+            QemuTools.AssertSameBytes(expected, await QemuTools.ReadAllAsync(image));
+        }
+
+        q.Img("check", "json:{\"driver\":\"qcow2\",\"backing\":null,\"file\":{\"driver\":\"file\",\"filename\":\"overlay.qcow2\"}}");
+    }
+
+    /// <summary>Reads what block status calls data (in pieces of at most 1 MiB); the rest is left zero.</summary>
+    private static async Task<byte[]> ReadDataExtentsAsync(IBlockDevice image)
+    {
+        var all = new byte[image.Length];
+        for (long pos = 0; pos < all.Length;)
+        {
+            foreach (var e in await image.GetExtentsAsync(pos, Math.Min(all.Length - pos, 2 << 20)))
+            {
+                for (long p = e.Offset; (e.Flags & ExtentFlags.Zero) == 0 && p < e.End; p += 1 << 20)
+                {
+                    int n = (int)Math.Min(1 << 20, e.End - p);
+                    await image.ReadAsync(p, all.AsMemory((int)p, n));
+                }
+
+                pos = e.End;
+            }
+        }
+
+        return all;
+    }
+
     [Fact]
     public async Task Remote_image_naming_a_local_backing_file_is_refused()
     {

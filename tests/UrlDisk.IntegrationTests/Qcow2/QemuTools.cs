@@ -24,6 +24,18 @@ internal sealed class QemuTools : IDisposable
 
     public (int Exit, string Output) RunWithExit(string tool, string[] args, int[] allowedExit)
     {
+        var (exit, stdout, stderr) = RunAll(tool, args);
+        if (!allowedExit.Contains(exit))
+        {
+            throw new InvalidOperationException($"{tool} {string.Join(' ', args)} exited {exit}: {stdout}{stderr}");
+        }
+
+        return (exit, stdout);
+    }
+
+    /// <summary>Runs a tool in <see cref="Dir"/> whatever its exit code; returns the code, stdout and stderr.</summary>
+    public (int Exit, string Stdout, string Stderr) RunAll(string tool, params string[] args)
+    {
         var psi = new ProcessStartInfo(tool) { WorkingDirectory = Dir, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args)
         {
@@ -39,13 +51,7 @@ internal sealed class QemuTools : IDisposable
             throw new TimeoutException($"{tool} {string.Join(' ', args)} timed out");
         }
 
-        string output = stdout.Result + stderr.Result;
-        if (!allowedExit.Contains(p.ExitCode))
-        {
-            throw new InvalidOperationException($"{tool} {string.Join(' ', args)} exited {p.ExitCode}: {output}");
-        }
-
-        return (p.ExitCode, stdout.Result);
+        return (p.ExitCode, stdout.Result, stderr.Result);
     }
 
     /// <summary>The guest bytes as qemu sees them.</summary>

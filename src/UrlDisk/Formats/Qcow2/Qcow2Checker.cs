@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using UrlDisk.Sources.File;
 
 namespace UrlDisk.Formats.Qcow2;
@@ -51,6 +53,7 @@ public sealed class Qcow2Checker
             throw new ImageFormatException("qcow2: " + error);
         }
 
+        Qcow2Image.ThrowIfUnsupported(hc);
         var first = await new Qcow2Checker(file, hc).RunAsync(cancellationToken).ConfigureAwait(false);
         if (repair is null || (first.Leaks == 0 && first.Corruptions == 0))
         {
@@ -196,9 +199,24 @@ public sealed class Qcow2Checker
             {
                 Corrupt($"ERROR cluster {c} refcount={stored} reference={computed}");
             }
-            else if (_copiedChecks.TryGetValue(c, out var copied) && copied != (stored == 1))
+
+            ref ulong slot = ref CollectionsMarshal.GetValueRefOrNullRef(_storedRefcounts, c);
+            if (!Unsafe.IsNullRef(ref slot))
             {
-                Corrupt($"ERROR OFLAG_COPIED cluster {c}: refcount={stored} but COPIED is {(copied ? "set" : "clear")}");
+                slot = stored;
+            }
+        }
+
+        // As qemu-img, after the refcount comparison: COPIED must be set exactly where the stored refcount is 1,
+        // whether or not that refcount also differs from the references (a leak of 2 on a COPIED cluster is both).
+        foreach (var (l2Table, l1Index, raw, cluster) in _copiedChecks)
+        {
+            ulong stored = _storedRefcounts[cluster];
+            if ((stored == 1) != ((raw & Qcow2Entries.Copied) != 0))
+            {
+                Corrupt(l2Table
+                    ? $"ERROR OFLAG_COPIED L2 cluster: l1_index={l1Index} l1_entry={raw:x} refcount={stored}"
+                    : $"ERROR OFLAG_COPIED data cluster: l2_entry={raw:x} refcount={stored}");
             }
         }
 
@@ -267,8 +285,20 @@ public sealed class Qcow2Checker
         }
     }
 
-    /// <summary>Active-state clusters and whether their entry had COPIED set.</summary>
-    private readonly Dictionary<long, bool> _copiedChecks = [];
+    /// <summary>Active L1 and L2 entries (in table order) whose COPIED flag is checked against the stored refcount.</summary>
+    private readonly List<(bool L2Table, int L1Index, ulong Raw, long Cluster)> _copiedChecks = [];
+
+    /// <summary>Stored refcounts of the clusters in <see cref="_copiedChecks"/>, filled by the comparison.</summary>
+    private readonly Dictionary<long, ulong> _storedRefcounts = [];
+
+    private void CheckCopiedLater(bool l2Table, int l1Index, ulong raw, long cluster)
+    {
+        if (cluster < _computed.Length)
+        {
+            _copiedChecks.Add((l2Table, l1Index, raw, cluster));
+            _storedRefcounts[cluster] = 0;
+        }
+    }
 
     private async ValueTask<bool> TraverseL1Async(long l1Offset, uint l1Size, string what, bool countStats, CancellationToken ct)
     {
@@ -303,7 +333,7 @@ public sealed class Qcow2Checker
             Reference(e.L2Offset, _cs, $"L2 table (L1 entry {i})");
             if (countStats)
             {
-                _copiedChecks[e.L2Offset / _cs] = e.IsCopied;
+                CheckCopiedLater(l2Table: true, i, l1[i], e.L2Offset / _cs);
             }
 
             await _file.ReadAsync(e.L2Offset, l2, ct).ConfigureAwait(false);
@@ -366,7 +396,7 @@ public sealed class Qcow2Checker
         if (countStats)
         {
             _allocated++;
-            _copiedChecks[host / _cs] = entry.IsCopied;
+            CheckCopiedLater(l2Table: false, 0, entry.Raw, host / _cs);
             if (_nextContiguous != 0 && host != _nextContiguous)
             {
                 _fragmented++;
@@ -412,7 +442,7 @@ public sealed class Qcow2Checker
         var h = hc.Header;
         var checker = new Qcow2Checker(file, hc);
         await checker.RunAsync(ct).ConfigureAwait(false);
-        var refcounts = await Qcow2Refcounts.LoadAsync(new FileHostFile(file), h, (_, _, _) => throw new UrlDiskException("check: repair cannot grow the refcount table"), ct).ConfigureAwait(false);
+        var refcounts = await Qcow2Refcounts.LoadAsync(new FileHostFile(file), h, (_, _, _) => throw new UrlDiskException("check: repair cannot grow the refcount table"), guard: null, orderWrites: false, ct).ConfigureAwait(false);
         for (long c = 0; c < checker._computed.Length; c++)
         {
             ulong stored = await refcounts.GetAsync(c, ct).ConfigureAwait(false);

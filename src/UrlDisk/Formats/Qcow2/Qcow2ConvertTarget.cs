@@ -69,7 +69,7 @@ public sealed class Qcow2ConvertTarget : BlockDevice
         string temp = Path.Combine(dir, $".{Path.GetFileName(path)}.urldisk-{Guid.NewGuid():N}.part");
         try
         {
-            var image = await Qcow2Creator.CreateAndOpenAsync(temp, (length + 511) & ~511L, options, cancellationToken).ConfigureAwait(false);
+            var image = await Qcow2Creator.CreateAndOpenAsync(temp, (length + 511) & ~511L, options, orderWrites: false, cancellationToken).ConfigureAwait(false);
             return new Qcow2ConvertTarget(image, path, temp, compress);
         }
         catch

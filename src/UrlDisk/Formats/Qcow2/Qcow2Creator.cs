@@ -21,14 +21,18 @@ public static class Qcow2Creator
     }
 
     /// <summary>Creates the image and opens it for writing (the API <c>convert -O qcow2</c> uses).</summary>
-    public static async Task<Qcow2Image> CreateAndOpenAsync(string path, long size, Qcow2CreateOptions? options = null, CancellationToken cancellationToken = default)
+    public static Task<Qcow2Image> CreateAndOpenAsync(string path, long size, Qcow2CreateOptions? options = null, CancellationToken cancellationToken = default)
+        => CreateAndOpenAsync(path, size, options, orderWrites: true, cancellationToken);
+
+    /// <param name="orderWrites">False for an image that is only used once complete (convert's output): no flushes to order metadata writes.</param>
+    internal static async Task<Qcow2Image> CreateAndOpenAsync(string path, long size, Qcow2CreateOptions? options, bool orderWrites, CancellationToken cancellationToken)
     {
         await CreateAsync(path, size, options, cancellationToken).ConfigureAwait(false);
         var file = FileSource.Open(path, writable: true);
         try
         {
             var context = new OpenContext { Writable = true, BaseLocation = path };
-            return await Qcow2Image.OpenAsync(file, context, cancellationToken).ConfigureAwait(false);
+            return await Qcow2Image.OpenAsync(file, context, new FileHostFile(file), cancellationToken, orderWrites).ConfigureAwait(false);
         }
         catch
         {

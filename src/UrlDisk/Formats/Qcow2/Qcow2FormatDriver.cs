@@ -11,9 +11,13 @@ public sealed class Qcow2FormatDriver : IFormatDriver
 
     public IReadOnlyCollection<string> OptionNames { get; } = ["backing"];
 
+    /// <summary>
+    /// The qcow magic with any version but 0 (as QEMU probes): an unknown version is then refused by name
+    /// ("Unsupported qcow2 version 4") instead of being read as a raw image.
+    /// </summary>
     public int Probe(ReadOnlySpan<byte> head)
         => head.Length >= 8 && BinaryPrimitives.ReadUInt32BigEndian(head) == Qcow2Header.Magic
-            && BinaryPrimitives.ReadUInt32BigEndian(head[4..]) is 2 or 3 ? 100 : 0;
+            && BinaryPrimitives.ReadUInt32BigEndian(head[4..]) != 0 ? 100 : 0;
 
     public async ValueTask<IBlockDevice> OpenAsync(IBlockDevice file, OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {

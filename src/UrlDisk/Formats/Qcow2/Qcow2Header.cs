@@ -59,7 +59,10 @@ public sealed record Qcow2Header
         uint version = BinaryPrimitives.ReadUInt32BigEndian(source[4..]);
         if (version is not (2 or 3))
         {
-            error = $"header at offset 4: version {version} is not supported (2 and 3 are)";
+            // Worded as qemu-img says it; version 1 is the older qcow format, which has the same magic.
+            error = version == 1
+                ? "header at offset 4: version 1 is the old qcow format, which is not supported (qcow2 versions 2 and 3 are)"
+                : $"Unsupported qcow2 version {version} (header at offset 4; versions 2 and 3 are supported)";
             return false;
         }
 

@@ -33,7 +33,7 @@ public sealed partial class Qcow2Image
                     n = await ReadCompressedRunAsync(offset, run, buffer, locked, cancellationToken).ConfigureAwait(false);
                     break;
                 default:
-                    if (!locked && _context.CopyOnRead && _writableFile is not null)
+                    if (!locked && CopiesOnRead)
                     {
                         await CopyOnReadAsync(offset, part, cancellationToken).ConfigureAwait(false);
                     }
@@ -281,7 +281,18 @@ public sealed partial class Qcow2Image
                     Add(list, new Extent(offset, run.Length, ExtentFlags.Zero));
                     break;
                 default:
-                    await AddBelowAsync(list, offset, run.Length, cancellationToken).ConfigureAwait(false);
+                    var below = new List<Extent>();
+                    await AddBelowAsync(below, offset, run.Length, cancellationToken).ConfigureAwait(false);
+                    if (CopiesOnRead)
+                    {
+                        await StoreZeroExtentsAsync(below, cancellationToken).ConfigureAwait(false);
+                    }
+
+                    foreach (var e in below)
+                    {
+                        Add(list, e);
+                    }
+
                     break;
             }
 

@@ -5,16 +5,27 @@ namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>
 /// Writes: allocation with refcounts, copy-on-write of shared and partially written clusters, zero flags,
-/// discard. Order on disk: refcounts, then data, then L2, then L1, so a crash leaves at worst leaked clusters.
+/// discard. Metadata is written through, ordered by flushes (barriers) where a disk that persists writes in
+/// any order could otherwise leave corruption or lose acknowledged data: a new cluster's refcount and contents
+/// (data, L2 table) are durable before any entry points at it, and an entry no longer points at a cluster before
+/// its refcount drops. A crash then leaves at worst leaked clusters.
 /// </summary>
 public sealed partial class Qcow2Image
 {
     private long _compressedCursor;
     private bool IsV3 => Header.Version >= 3;
 
+    /// <summary>
+    /// A flush that orders the writes before it ahead of those after it. Skipped for a new image that nobody
+    /// uses before it is complete (convert writes a temporary file and renames it at the end).
+    /// </summary>
+    private ValueTask BarrierAsync(CancellationToken cancellationToken)
+        => _orderWrites ? _writableFile!.FlushAsync(cancellationToken) : ValueTask.CompletedTask;
+
     private async ValueTask PrepareForWritingAsync(CancellationToken cancellationToken)
     {
-        _refcounts = await Qcow2Refcounts.LoadAsync(_writableFile!, Header, MoveRefcountTableAsync, cancellationToken).ConfigureAwait(false);
+        _refcounts = await Qcow2Refcounts.LoadAsync(_writableFile!, Header, MoveRefcountTableAsync, (offset, length, what, ct) => GuardAsync(offset, length, what, ct), _orderWrites, cancellationToken).ConfigureAwait(false);
+        LoadActiveL2Tables();
         if (IsV3 && Header.AutoclearFeatures != 0)
         {
             // Bitmaps and other autoclear data are not kept up to date here: clearing the bits tells readers so.
@@ -60,6 +71,7 @@ public sealed partial class Qcow2Image
 
     private async ValueTask WriteLockedAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
+        ThrowIfMarkedCorrupt();
         while (data.Length > 0)
         {
             // One L2 table at a time.
@@ -93,7 +105,7 @@ public sealed partial class Qcow2Image
 
             // A run of clusters that need new host clusters: allocate them together.
             long runEnd = cluster + 1;
-            while (runEnd << ClusterBits < end)
+            while (runEnd << ClusterBits < end && runEnd - cluster < Refcounts.MaxRunClusters)
             {
                 var e = ReadEntry(table, (int)(runEnd & ((1L << L2Bits) - 1)));
                 if (!e.IsCompressed && e.IsCopied && e.HostOffset != 0 && !e.HasZeroFlag)
@@ -126,8 +138,9 @@ public sealed partial class Qcow2Image
                 }
 
                 data.Slice((int)(pos - offset), (int)(writeEnd - pos)).CopyTo(buffer[(int)(pos - runStartByte)..]);
-                long host = await Refcounts.AllocateAsync(count, cancellationToken).ConfigureAwait(false);
+                long host = await Refcounts.AllocateAsync(count, count == 1 ? "a new data cluster" : $"{count} new data clusters", cancellationToken).ConfigureAwait(false);
                 await _writableFile!.WriteAtAsync(host, buffer, cancellationToken).ConfigureAwait(false);
+                await BarrierAsync(cancellationToken).ConfigureAwait(false); // refcounts and data before the entries
                 var old = new List<L2Entry>(count);
                 for (int i = 0; i < count; i++)
                 {
@@ -137,10 +150,7 @@ public sealed partial class Qcow2Image
                 }
 
                 await WriteEntriesAsync(table, tableOffset, index, count, cancellationToken).ConfigureAwait(false);
-                foreach (var e in old)
-                {
-                    await ReleaseAsync(e, cancellationToken).ConfigureAwait(false);
-                }
+                await ReleaseAsync(old, cancellationToken).ConfigureAwait(false);
 
                 pos = writeEnd;
             }
@@ -163,37 +173,9 @@ public sealed partial class Qcow2Image
         buffer.Span[n..].Clear();
     }
 
-    /// <summary>
-    /// As QEMU's overlap check: data must never land on the header, L1 table, refcount table or snapshot table.
-    /// A corrupt entry that points there marks the image corrupt (v3) and fails the write.
-    /// </summary>
-    private async ValueTask CheckNotMetadataAsync(long host, string what, CancellationToken cancellationToken)
-    {
-        var h = Header;
-        bool Overlaps(ulong start, long bytes) => bytes > 0 && host + ClusterSize > (long)start && host < (long)start + bytes;
-        string? hit = host < ClusterSize ? "the header"
-            : Overlaps(h.L1TableOffset, h.L1Size * 8L) ? "the L1 table"
-            : Overlaps(h.RefcountTableOffset, h.RefcountTableClusters * (long)ClusterSize) ? "the refcount table"
-            : h.SnapshotCount > 0 && Overlaps(h.SnapshotsOffset, Snapshots.Sum(s => (long)s.StoredLength)) ? "the snapshot table"
-            : null;
-        if (hit is null)
-        {
-            return;
-        }
-
-        if (IsV3)
-        {
-            var field = new byte[8];
-            BinaryPrimitives.WriteUInt64BigEndian(field, h.IncompatibleFeatures | Qcow2Features.Corrupt);
-            await _writableFile!.WriteAtAsync(72, field, cancellationToken).ConfigureAwait(false);
-        }
-
-        throw new ImageFormatException($"qcow2: {what} at host offset {host} overlaps {hit}; the image is corrupt (marked so) and the write was refused");
-    }
-
     private async ValueTask WriteInPlaceAsync(ulong[] table, long tableOffset, int index, L2Entry entry, long pos, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        await CheckNotMetadataAsync(entry.HostOffset, "a data cluster", cancellationToken).ConfigureAwait(false);
+        await GuardAsync(entry.HostOffset, ClusterSize, "a data cluster written in place", cancellationToken).ConfigureAwait(false);
         long within = pos & (ClusterSize - 1);
         if (!ExtendedL2)
         {
@@ -227,6 +209,7 @@ public sealed partial class Qcow2Image
         ulong bitmap = (entry.Bitmap | mask) & ~((ulong)mask << 32);
         if (bitmap != entry.Bitmap)
         {
+            await BarrierAsync(cancellationToken).ConfigureAwait(false); // the subclusters' data before the bits that expose it
             SetEntry(table, index, new L2Entry(entry.Raw), bitmap);
             await WriteEntriesAsync(table, tableOffset, index, 1, cancellationToken).ConfigureAwait(false);
         }
@@ -264,9 +247,24 @@ public sealed partial class Qcow2Image
     /// </summary>
     private async ValueTask ZeroOrDiscardLockedAsync(long offset, long length, bool discard, bool keepAllocated, CancellationToken cancellationToken)
     {
+        ThrowIfMarkedCorrupt();
         long end = offset + length;
         long unit = ExtendedL2 ? 1L << SubclusterBits : ClusterSize;
         bool hasBacking = _backing is not null;
+        if (!IsV3 && hasBacking && !discard)
+        {
+            // Version 2 has no zero flag and the backing file must stay hidden: zeros are written, as one write
+            // per chunk (one allocation and flush per run of clusters, not per cluster).
+            var zeros = new byte[Math.Min(end - offset, CopyOnReadChunk)];
+            for (int n; offset < end; offset += n)
+            {
+                n = (int)Math.Min(zeros.Length, end - offset);
+                await WriteLockedAsync(offset, zeros.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
+            }
+
+            return;
+        }
+
         while (offset < end)
         {
             long clusterStart = offset & ~((long)ClusterSize - 1);
@@ -304,7 +302,7 @@ public sealed partial class Qcow2Image
                 {
                     SetEntry(t2, index, new L2Entry(0), 0);
                     await WriteEntriesAsync(t2, t2Offset, index, 1, cancellationToken).ConfigureAwait(false);
-                    await ReleaseAsync(previous, cancellationToken).ConfigureAwait(false);
+                    await ReleaseAsync([previous], cancellationToken).ConfigureAwait(false);
                 }
 
                 offset = clusterEnd;
@@ -383,7 +381,7 @@ public sealed partial class Qcow2Image
             await WriteEntriesAsync(table, tableOffset, index, 1, cancellationToken).ConfigureAwait(false);
             if (!keep)
             {
-                await ReleaseAsync(old, cancellationToken).ConfigureAwait(false);
+                await ReleaseAsync([old], cancellationToken).ConfigureAwait(false);
             }
 
             offset = clusterEnd;
@@ -413,6 +411,7 @@ public sealed partial class Qcow2Image
         await _metadataLock.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            ThrowIfMarkedCorrupt();
             if (compressed is null)
             {
                 await WriteLockedAsync(guest, cluster.AsMemory(0, (int)Math.Min(ClusterSize, Length - guest)), cancellationToken).ConfigureAwait(false);
@@ -421,12 +420,13 @@ public sealed partial class Qcow2Image
 
             long host = await AllocateBytesAsync(compressed.Length, cancellationToken).ConfigureAwait(false);
             await _writableFile.WriteAtAsync(host, compressed, cancellationToken).ConfigureAwait(false);
+            await BarrierAsync(cancellationToken).ConfigureAwait(false); // refcounts and data before the entry
             var (table, tableOffset) = await GetWritableL2Async(clusterIndex >> L2Bits, cancellationToken).ConfigureAwait(false);
             int index = (int)(clusterIndex & ((1L << L2Bits) - 1));
             var old = ReadEntry(table, index);
             SetEntry(table, index, new L2Entry(CompressedDescriptor.Encode(host, compressed.Length, ClusterBits)), 0);
             await WriteEntriesAsync(table, tableOffset, index, 1, cancellationToken).ConfigureAwait(false);
-            await ReleaseAsync(old, cancellationToken).ConfigureAwait(false);
+            await ReleaseAsync([old], cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -447,7 +447,7 @@ public sealed partial class Qcow2Image
         {
             long overflow = within + length - ClusterSize;
             long extra = overflow <= 0 ? 0 : (overflow + ClusterSize - 1) / ClusterSize;
-            if (extra == 0 || await Refcounts.TryAllocateAtAsync(cursorCluster + 1, extra, cancellationToken).ConfigureAwait(false))
+            if (extra == 0 || await Refcounts.TryAllocateAtAsync(cursorCluster + 1, extra, "compressed data", cancellationToken).ConfigureAwait(false))
             {
                 await Refcounts.UpdateAsync(cursorCluster, 1, 1, cancellationToken).ConfigureAwait(false);
                 _compressedCursor = cursor + length;
@@ -456,7 +456,7 @@ public sealed partial class Qcow2Image
         }
 
         long clusters = (length + ClusterSize - 1) / ClusterSize;
-        long host = await Refcounts.AllocateAsync(clusters, cancellationToken).ConfigureAwait(false);
+        long host = await Refcounts.AllocateAsync(clusters, "compressed data", cancellationToken).ConfigureAwait(false);
         _compressedCursor = host + length;
         return host;
     }
@@ -472,7 +472,7 @@ public sealed partial class Qcow2Image
         var l1 = new L1Entry(_l1[l1Index]);
         if (l1.L2Offset != 0 && l1.IsCopied)
         {
-            await CheckNotMetadataAsync(l1.L2Offset, "an L2 table", cancellationToken).ConfigureAwait(false);
+            await GuardAsync(l1.L2Offset, ClusterSize, "an L2 table", cancellationToken, ownL2Table: l1.L2Offset).ConfigureAwait(false);
             return (await GetL2TableAsync(l1.L2Offset, l1Index, cancellationToken).ConfigureAwait(false), l1.L2Offset);
         }
 
@@ -491,9 +491,11 @@ public sealed partial class Qcow2Image
             }
         }
 
-        long offset = await Refcounts.AllocateAsync(1, cancellationToken).ConfigureAwait(false);
+        long offset = await Refcounts.AllocateAsync(1, "a new L2 table", cancellationToken).ConfigureAwait(false);
         await _writableFile!.WriteAtAsync(offset, bytes, cancellationToken).ConfigureAwait(false);
+        await BarrierAsync(cancellationToken).ConfigureAwait(false); // the table and its refcount before the L1 entry
         _l2Cache.Put(offset, table);
+        _activeL2Tables!.Add(offset);
         var entry = new byte[8];
         ulong raw = L1Entry.Create(offset, copied: true).Raw;
         BinaryPrimitives.WriteUInt64BigEndian(entry, raw);
@@ -501,6 +503,8 @@ public sealed partial class Qcow2Image
         Volatile.Write(ref _l1[l1Index], raw);
         if (l1.L2Offset != 0)
         {
+            await BarrierAsync(cancellationToken).ConfigureAwait(false); // the L1 entry leaves the old table before its refcount drops
+            _activeL2Tables.Remove(l1.L2Offset);
             await Refcounts.UpdateAsync(l1.L2Offset >> ClusterBits, 1, -1, cancellationToken).ConfigureAwait(false);
         }
 
@@ -536,18 +540,27 @@ public sealed partial class Qcow2Image
         await _writableFile!.WriteAtAsync(tableOffset + (firstWord * 8L), bytes, cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Drops the reference an old L2 entry held (after the new entry is on disk).</summary>
-    private async ValueTask ReleaseAsync(L2Entry old, CancellationToken cancellationToken)
+    /// <summary>Drops the references old L2 entries held, once the entries that replaced them are durable.</summary>
+    private async ValueTask ReleaseAsync(IReadOnlyList<L2Entry> old, CancellationToken cancellationToken)
     {
-        if (old.IsCompressed)
+        if (!old.Any(e => e.IsCompressed || e.HostOffset != 0))
         {
-            var d = CompressedDescriptor.Decode(old.Raw, ClusterBits);
-            var (first, last) = d.HostClusters(ClusterBits);
-            await Refcounts.UpdateAsync(first, last - first + 1, -1, cancellationToken).ConfigureAwait(false);
+            return;
         }
-        else if (old.HostOffset != 0)
+
+        await BarrierAsync(cancellationToken).ConfigureAwait(false);
+        foreach (var e in old)
         {
-            await Refcounts.UpdateAsync(old.HostOffset >> ClusterBits, 1, -1, cancellationToken).ConfigureAwait(false);
+            if (e.IsCompressed)
+            {
+                var d = CompressedDescriptor.Decode(e.Raw, ClusterBits);
+                var (first, last) = d.HostClusters(ClusterBits);
+                await Refcounts.UpdateAsync(first, last - first + 1, -1, cancellationToken).ConfigureAwait(false);
+            }
+            else if (e.HostOffset != 0)
+            {
+                await Refcounts.UpdateAsync(e.HostOffset >> ClusterBits, 1, -1, cancellationToken).ConfigureAwait(false);
+            }
         }
     }
 }

@@ -17,6 +17,7 @@ public sealed partial class Qcow2Image : BlockDevice
 
     private readonly IBlockDevice _file;
     private readonly IHostFile? _writableFile;
+    private readonly bool _orderWrites;
     private readonly OpenContext _context;
     private readonly ulong[] _l1;
     private readonly L2TableCache _l2Cache;
@@ -25,8 +26,9 @@ public sealed partial class Qcow2Image : BlockDevice
     private Qcow2Refcounts? _refcounts;
     private Qcow2HeaderCluster _headerCluster;
 
-    private Qcow2Image(IBlockDevice file, Qcow2HeaderCluster headerCluster, ulong[] l1, IReadOnlyList<SnapshotEntry> snapshots, OpenContext context, IHostFile? writableFile)
+    private Qcow2Image(IBlockDevice file, Qcow2HeaderCluster headerCluster, ulong[] l1, IReadOnlyList<SnapshotEntry> snapshots, OpenContext context, IHostFile? writableFile, bool orderWrites)
     {
+        _orderWrites = orderWrites;
         _file = file;
         _headerCluster = headerCluster;
         _l1 = l1;
@@ -95,7 +97,11 @@ public sealed partial class Qcow2Image : BlockDevice
         => OpenAsync(file, context, context.Writable && file is FileSource { Info.CanWrite: true } fs ? new FileHostFile(fs) : null, cancellationToken);
 
     /// <summary>Opens the image; writes go to <paramref name="writer"/> (null: read-only).</summary>
-    internal static async ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, IHostFile? writer, CancellationToken cancellationToken)
+    /// <param name="orderWrites">
+    /// Order metadata writes with flushes so that a crash leaves at worst leaked clusters; false only for a new
+    /// image nobody uses until it is complete.
+    /// </param>
+    internal static async ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, IHostFile? writer, CancellationToken cancellationToken, bool orderWrites = true)
     {
         if (context.Depth > OpenContext.MaxChainDepth)
         {
@@ -154,7 +160,7 @@ public sealed partial class Qcow2Image : BlockDevice
             await writable.FlushAsync(cancellationToken).ConfigureAwait(false);
         }
 
-        var image = new Qcow2Image(file, hc, l1, snapshots, context, writable);
+        var image = new Qcow2Image(file, hc, l1, snapshots, context, writable, orderWrites);
         if (writable is not null)
         {
             await image.PrepareForWritingAsync(cancellationToken).ConfigureAwait(false);
@@ -163,14 +169,19 @@ public sealed partial class Qcow2Image : BlockDevice
         return image;
     }
 
-    private static void Validate(Qcow2HeaderCluster hc, long fileLength)
+    /// <summary>
+    /// Refuses what this implementation cannot interpret (unknown incompatible features, external data files,
+    /// encryption, sizes it cannot address): open and check both use it, so check never passes an image that
+    /// info and convert refuse. Messages use qemu-img's words where it has them.
+    /// </summary>
+    internal static void ThrowIfUnsupported(Qcow2HeaderCluster hc)
     {
         var h = hc.Header;
         ulong unknown = h.IncompatibleFeatures & ~Qcow2Features.KnownIncompatible;
         if (unknown != 0)
         {
             var names = Enumerable.Range(0, 64).Where(b => (unknown & (1UL << b)) != 0).Select(b => $"'{hc.IncompatibleFeatureName(b)}' (bit {b})");
-            throw new ImageFormatException($"qcow2: the image uses unsupported incompatible features: {string.Join(", ", names)}");
+            throw new ImageFormatException($"qcow2: Unsupported qcow2 feature(s): {string.Join(", ", names)} (header at offset 72)");
         }
 
         if ((h.IncompatibleFeatures & Qcow2Features.ExternalDataFile) != 0 || hc.ExternalDataFile is not null)
@@ -183,14 +194,13 @@ public sealed partial class Qcow2Image : BlockDevice
             throw new ImageFormatException($"qcow2: encrypted images (crypt_method {h.CryptMethod}) are not supported");
         }
 
-        long cs = h.ClusterSize;
-        if (h.Size > long.MaxValue / 2)
+        int l2Bits = h.ClusterBits - (h.HasExtendedL2 ? 4 : 3);
+        ulong l1Needed = (h.Size >> (h.ClusterBits + l2Bits)) + ((h.Size & ((1UL << (h.ClusterBits + l2Bits)) - 1)) != 0 ? 1UL : 0);
+        if (h.Size >= 1UL << 62 || l1Needed > int.MaxValue)
         {
-            throw new ImageFormatException($"qcow2: header at offset 24: virtual size {h.Size} is too large");
+            throw new ImageFormatException($"qcow2: Image is too big: virtual size {h.Size} (header at offset 24) must be below 2^62 bytes and need fewer than 2^31 L1 entries");
         }
 
-        int l2Bits = h.ClusterBits - (h.HasExtendedL2 ? 4 : 3);
-        ulong l1Needed = (h.Size + (ulong)(cs << l2Bits) - 1) >> (h.ClusterBits + l2Bits);
         if (h.L1Size < l1Needed)
         {
             throw new ImageFormatException($"qcow2: header at offset 36: L1 table has {h.L1Size} entries, the virtual size {h.Size} needs {l1Needed}");
@@ -200,7 +210,13 @@ public sealed partial class Qcow2Image : BlockDevice
         {
             throw new ImageFormatException($"qcow2: header at offset 36: L1 table of {h.L1Size} entries is larger than {MaxL1Bytes / (1024 * 1024)} MiB");
         }
+    }
 
+    private static void Validate(Qcow2HeaderCluster hc, long fileLength)
+    {
+        ThrowIfUnsupported(hc);
+        var h = hc.Header;
+        long cs = h.ClusterSize;
         CheckTable("L1 table", 40, h.L1TableOffset, (long)h.L1Size * 8, cs, fileLength);
         if (h.RefcountTableClusters == 0 || (long)h.RefcountTableClusters * cs > 8L * 1024 * 1024 * 8)
         {

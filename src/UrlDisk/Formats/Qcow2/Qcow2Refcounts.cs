@@ -4,6 +4,8 @@ namespace UrlDisk.Formats.Qcow2;
 /// <summary>
 /// The refcount table and blocks of a writable image, and cluster allocation. Every change is written to disk
 /// before the caller writes the metadata that uses the cluster, so a crash leaves at worst leaked clusters.
+/// Clusters about to be used (allocations, new refcount blocks and tables) are first shown to a guard, which
+/// refuses any that hold metadata (corrupt refcounts make metadata look free).
 /// Not thread-safe: callers hold the image's metadata lock.
 /// </summary>
 internal sealed class Qcow2Refcounts
@@ -14,12 +16,16 @@ internal sealed class Qcow2Refcounts
     private readonly long _entriesPerBlock;
     private readonly Dictionary<long, byte[]> _blocks = [];
     private readonly Func<long, int, CancellationToken, ValueTask> _moveTable;
+    private readonly Func<long, long, string, CancellationToken, ValueTask>? _guard;
+    private readonly HostClusterSet _blockOffsets;
+    private readonly bool _orderWrites;
     private ulong[] _table;
     private long _tableOffset;
     private long _freeHint = 1;
 
-    private Qcow2Refcounts(IHostFile file, Qcow2Header header, ulong[] table, Func<long, int, CancellationToken, ValueTask> moveTable)
+    private Qcow2Refcounts(IHostFile file, Qcow2Header header, ulong[] table, Func<long, int, CancellationToken, ValueTask> moveTable, Func<long, long, string, CancellationToken, ValueTask>? guard, bool orderWrites)
     {
+        _orderWrites = orderWrites;
         _file = file;
         _clusterBits = header.ClusterBits;
         _order = header.RefcountOrder;
@@ -27,15 +33,32 @@ internal sealed class Qcow2Refcounts
         _table = table;
         _tableOffset = (long)header.RefcountTableOffset;
         _moveTable = moveTable;
+        _guard = guard;
+        _blockOffsets = new HostClusterSet(_clusterBits);
+        foreach (ulong e in table)
+        {
+            if (e != 0)
+            {
+                _blockOffsets.Add((long)(e & ~Qcow2Entries.RefcountTableReservedMask));
+            }
+        }
     }
 
     private long ClusterSize => 1L << _clusterBits;
+
+    /// <summary>
+    /// The longest run <see cref="AllocateAsync"/> can always find: a new refcount block takes the first cluster
+    /// it covers, so with narrow blocks (small clusters, wide refcounts) a run as long as a block never fits.
+    /// </summary>
+    public long MaxRunClusters => Math.Max(1, _entriesPerBlock / 2);
 
     /// <summary>The largest refcount the image's refcount width can hold.</summary>
     public ulong MaxRefcount => RefcountBlock.MaxValue(_order);
 
     /// <param name="moveTable">Writes the new refcount table offset and cluster count into the header.</param>
-    public static async ValueTask<Qcow2Refcounts> LoadAsync(IHostFile file, Qcow2Header header, Func<long, int, CancellationToken, ValueTask> moveTable, CancellationToken cancellationToken)
+    /// <param name="guard">Called with (offset, length, what) before clusters are used; throws to refuse them.</param>
+    /// <param name="orderWrites">Flush between a new block or table and what points at it (see <see cref="Qcow2Image"/>'s barriers).</param>
+    public static async ValueTask<Qcow2Refcounts> LoadAsync(IHostFile file, Qcow2Header header, Func<long, int, CancellationToken, ValueTask> moveTable, Func<long, long, string, CancellationToken, ValueTask>? guard, bool orderWrites, CancellationToken cancellationToken)
     {
         var bytes = new byte[header.RefcountTableClusters * header.ClusterSize];
         await file.ReadAsync((long)header.RefcountTableOffset, bytes, cancellationToken).ConfigureAwait(false);
@@ -45,8 +68,25 @@ internal sealed class Qcow2Refcounts
             table[i] = BinaryPrimitives.ReadUInt64BigEndian(bytes.AsSpan(i * 8));
         }
 
-        return new Qcow2Refcounts(file, header, table, moveTable);
+        return new Qcow2Refcounts(file, header, table, moveTable, guard, orderWrites);
     }
+
+    /// <summary>Names the refcount structure that host bytes [offset, offset+length) touch, or null.</summary>
+    public string? FindOverlap(long offset, long length)
+    {
+        if (offset < _tableOffset + (_table.Length * 8L) && _tableOffset < offset + length)
+        {
+            return "the refcount table";
+        }
+
+        return _blockOffsets.AnyIn(offset, length) ? "a refcount block" : null;
+    }
+
+    private ValueTask GuardAsync(long offset, long length, string what, CancellationToken cancellationToken)
+        => _guard?.Invoke(offset, length, what, cancellationToken) ?? ValueTask.CompletedTask;
+
+    private ValueTask BarrierAsync(CancellationToken cancellationToken)
+        => _orderWrites ? _file.FlushAsync(cancellationToken) : ValueTask.CompletedTask;
 
     public async ValueTask<ulong> GetAsync(long cluster, CancellationToken cancellationToken)
     {
@@ -54,8 +94,8 @@ internal sealed class Qcow2Refcounts
         return block is null ? 0 : RefcountBlock.Get(block, _order, cluster % _entriesPerBlock);
     }
 
-    /// <summary>Allocates <paramref name="count"/> contiguous clusters with refcount 1; returns the host offset of the first.</summary>
-    public async ValueTask<long> AllocateAsync(long count, CancellationToken cancellationToken)
+    /// <summary>Allocates <paramref name="count"/> contiguous clusters with refcount 1 for <paramref name="what"/>; returns the host offset of the first.</summary>
+    public async ValueTask<long> AllocateAsync(long count, string what, CancellationToken cancellationToken)
     {
         while (true)
         {
@@ -75,6 +115,7 @@ internal sealed class Qcow2Refcounts
                 continue; // the new block took a cluster (maybe one of ours): search again
             }
 
+            await GuardAsync(start << _clusterBits, count << _clusterBits, what, cancellationToken).ConfigureAwait(false);
             await UpdateAsync(start, count, 1, cancellationToken).ConfigureAwait(false);
             _freeHint = start + count;
             return start << _clusterBits;
@@ -82,7 +123,7 @@ internal sealed class Qcow2Refcounts
     }
 
     /// <summary>Allocates exactly clusters [first, first+count) if they are all free; false (nothing changed) otherwise.</summary>
-    public async ValueTask<bool> TryAllocateAtAsync(long first, long count, CancellationToken cancellationToken)
+    public async ValueTask<bool> TryAllocateAtAsync(long first, long count, string what, CancellationToken cancellationToken)
     {
         for (long b = first / _entriesPerBlock; b <= (first + count - 1) / _entriesPerBlock; b++)
         {
@@ -100,6 +141,7 @@ internal sealed class Qcow2Refcounts
             }
         }
 
+        await GuardAsync(first << _clusterBits, count << _clusterBits, what, cancellationToken).ConfigureAwait(false);
         await UpdateAsync(first, count, 1, cancellationToken).ConfigureAwait(false);
         _freeHint = Math.Max(_freeHint, first + count);
         return true;
@@ -229,8 +271,11 @@ internal sealed class Qcow2Refcounts
             return;
         }
 
+        await GuardAsync(blockCluster << _clusterBits, ClusterSize, "a new refcount block", cancellationToken).ConfigureAwait(false);
         await _file.WriteAtAsync(blockCluster << _clusterBits, block, cancellationToken).ConfigureAwait(false);
+        await BarrierAsync(cancellationToken).ConfigureAwait(false); // the block (counting itself) before the table entry
         _blocks[b] = block;
+        _blockOffsets.Add(blockCluster << _clusterBits);
         _table[b] = (ulong)(blockCluster << _clusterBits);
         var entry = new byte[8];
         BinaryPrimitives.WriteUInt64BigEndian(entry, _table[b]);
@@ -268,11 +313,15 @@ internal sealed class Qcow2Refcounts
         }
 
         long newTableOffset = (blockCluster + 1) << _clusterBits;
+        await GuardAsync(blockCluster << _clusterBits, (newClusters + 1) << _clusterBits, "a new refcount block and table", cancellationToken).ConfigureAwait(false);
         await _file.WriteAtAsync(blockCluster << _clusterBits, block, cancellationToken).ConfigureAwait(false);
         await _file.WriteAtAsync(newTableOffset, bytes, cancellationToken).ConfigureAwait(false);
+        await BarrierAsync(cancellationToken).ConfigureAwait(false); // block and table before the header points at them
         await _moveTable(newTableOffset, (int)newClusters, cancellationToken).ConfigureAwait(false);
+        await BarrierAsync(cancellationToken).ConfigureAwait(false); // the header leaves the old table before its refcounts drop
         long oldOffset = _tableOffset;
         _blocks[b] = block;
+        _blockOffsets.Add(blockCluster << _clusterBits);
         _table = table;
         _tableOffset = newTableOffset;
         await UpdateAsync(oldOffset >> _clusterBits, oldClusters, -1, cancellationToken).ConfigureAwait(false);

@@ -13,7 +13,7 @@ public static class Qcow2Writer
         IProgress<long>? progress = null, CancellationToken cancellationToken = default)
     {
         long size = (source.Length + 511) & ~511L;
-        await using var image = await Qcow2Creator.CreateAndOpenAsync(path, size, options, cancellationToken).ConfigureAwait(false);
+        await using var image = await Qcow2Creator.CreateAndOpenAsync(path, size, options, orderWrites: false, cancellationToken).ConfigureAwait(false);
         long written = await CopyAsync(source, image, compress, progress, cancellationToken).ConfigureAwait(false);
         await image.FlushAsync(cancellationToken).ConfigureAwait(false);
         return written;
