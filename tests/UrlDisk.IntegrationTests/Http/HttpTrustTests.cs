@@ -338,7 +338,7 @@ public sealed class HttpTrustTests : IAsyncLifetime
     {
         await using var other = await FaultHttpServer.StartAsync();
         var file = new RangeFile(ImageFactory.Random(1 << 20, seed: 314));
-        int gets = 0;
+        int uploads = 0;
         _server.Map("/fail.img", async (ctx, n) =>
         {
             switch (failure)
@@ -363,9 +363,10 @@ public sealed class HttpTrustTests : IAsyncLifetime
                 case "gzip" when IsRangeGet(ctx):
                     await SendGzippedRangeAsync(ctx, file);
                     return;
-                case "changed" when IsRangeGet(ctx) && Interlocked.Increment(ref gets) == 1:
-                    // A new upload between the open and the first read.
-                    file.Replace(ImageFactory.Random(1 << 20, seed: 315), "\"v2\"", s_opened.AddDays(1));
+                case "changed" when IsRangeGet(ctx):
+                    // A new upload before every read, so each open sees a file that changes under it.
+                    int upload = Interlocked.Increment(ref uploads);
+                    file.Replace(ImageFactory.Random(1 << 20, seed: 315 + upload), $"\"v{upload + 1}\"", s_opened.AddDays(upload));
                     break;
             }
 
@@ -379,6 +380,21 @@ public sealed class HttpTrustTests : IAsyncLifetime
         CliAssert.NeverShows(r, Password);
         CliAssert.NeverShows(r, CookieValue);
         CliAssert.NeverShows(r, "bob:");
+
+        // The library's own exceptions, before any redaction by the CLI, hold no secret either.
+        using var cts = Limit();
+        var e = await Assert.ThrowsAnyAsync<UrlDiskException>(async () =>
+        {
+            await using var device = await DeviceReads.OpenRawAsync(spec, cts.Token);
+            await DeviceReads.ReadAllAsync(device, cts.Token);
+        });
+        for (Exception? x = e; x is not null; x = x.InnerException)
+        {
+            foreach (var secret in new[] { Password, CookieValue, "bob:" })
+            {
+                Assert.DoesNotContain(secret, x.Message, StringComparison.Ordinal);
+            }
+        }
     }
 
     // Item 14: a cafile must hold a certificate.
