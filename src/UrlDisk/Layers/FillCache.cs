@@ -1,5 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 using UrlDisk.Diagnostics;
+using UrlDisk.Sources;
 
 namespace UrlDisk.Layers;
 
@@ -12,7 +13,10 @@ public sealed record FillCacheOptions
     /// <summary>Keep the file after dispose (its path is in Info.Details["fill-cache"]).</summary>
     public bool KeepFile { get; init; }
 
-    /// <summary>How many times a failed transfer starts again from byte 0 (bytes already filled are not rewritten).</summary>
+    /// <summary>
+    /// How many failed transfers in a row that filled nothing new may start again from byte 0 (bytes already filled
+    /// are not rewritten); a transfer that got further than the ones before does not count (<see cref="RetryPolicy"/>).
+    /// </summary>
     public int Retries { get; init; } = 3;
 }
 
@@ -30,7 +34,7 @@ public sealed class FillCache : BlockDevice
     private readonly FillWatermark _watermark = new();
     private readonly CancellationTokenSource _stop = new();
     private readonly KeyValuePair<string, object?> _tag;
-    private readonly int _retries;
+    private readonly RetryPolicy _retry;
     private Task _fill = Task.CompletedTask;
     private long _length;
     private BlockDeviceInfo _info = null!;
@@ -41,7 +45,7 @@ public sealed class FillCache : BlockDevice
         _file = file;
         _path = path;
         _keep = options.KeepFile;
-        _retries = options.Retries;
+        _retry = new RetryPolicy(options.Retries, source.Protocol);
         _length = source.Length ?? -1;
         _tag = new("protocol", source.Protocol);
     }
@@ -135,56 +139,53 @@ public sealed class FillCache : BlockDevice
 
     private async Task FillAsync()
     {
-        for (int attempt = 0; ; attempt++)
+        try
         {
-            long position = 0;
-            try
-            {
-                await _source.CopyToAsync(async (chunk, ct) =>
-                {
-                    long end = position + chunk.Length;
-                    long filled = _watermark.Filled;
-                    if (_length >= 0 && end > _length)
-                    {
-                        throw new RemoteFileChangedException($"{_source.DisplayName}: the transfer sent more than the {_length} bytes announced; the file changed");
-                    }
-
-                    if (end > filled)
-                    {
-                        // After a restart, bytes below the watermark are already in the file.
-                        int skip = (int)Math.Max(0, filled - position);
-                        // A plain pwrite: it lands in the page cache at once, and this loop is the fill's own task,
-                        // so blocking it briefly is cheaper than a thread-pool hop per (often 1.4 KB) chunk.
-                        RandomAccess.Write(_file, chunk.Span[skip..], position + skip);
-                        _watermark.Advance(end);
-                    }
-
-                    position = end;
-                }, _stop.Token).ConfigureAwait(false);
-
-                if (_length >= 0 && position != _length)
-                {
-                    throw new RemoteFileChangedException($"{_source.DisplayName}: the transfer ended at byte {position}, not at the {_length} announced; the file changed");
-                }
-
-                Volatile.Write(ref _length, position);
-                _watermark.Complete();
-                return;
-            }
-            catch (SourceException e) when (e.IsTransient && attempt < _retries && !_stop.IsCancellationRequested)
-            {
-                UrlDiskMetrics.Retries.Add(1, _tag);
-                await Task.Delay(TimeSpan.FromMilliseconds(Math.Min(5000, 200 * Math.Pow(2, attempt))), _stop.Token).ConfigureAwait(false);
-            }
-            catch (Exception e)
-            {
-                _failure = e is OperationCanceledException && _stop.IsCancellationRequested
-                    ? new ObjectDisposedException(nameof(FillCache), "the fill cache was closed")
-                    : e;
-                _watermark.Fail(_failure);
-                return;
-            }
+            await _retry.RunAsync(FillOnceAsync, () => _watermark.Filled, _stop.Token).ConfigureAwait(false);
+            _watermark.Complete();
         }
+        catch (Exception e)
+        {
+            _failure = e is OperationCanceledException && _stop.IsCancellationRequested
+                ? new ObjectDisposedException(nameof(FillCache), "the fill cache was closed")
+                : e;
+            _watermark.Fail(_failure);
+        }
+    }
+
+    /// <summary>One transfer from byte 0; bytes below the watermark (from an earlier transfer) are skipped, not rewritten.</summary>
+    private async Task FillOnceAsync(CancellationToken ct)
+    {
+        long position = 0;
+        await _source.CopyToAsync((chunk, _) =>
+        {
+            long end = position + chunk.Length;
+            long filled = _watermark.Filled;
+            if (_length >= 0 && end > _length)
+            {
+                throw new RemoteFileChangedException($"{_source.DisplayName}: the transfer sent more than the {_length} bytes announced; the file changed");
+            }
+
+            if (end > filled)
+            {
+                // After a restart, bytes below the watermark are already in the file.
+                int skip = (int)Math.Max(0, filled - position);
+                // A plain pwrite: it lands in the page cache at once, and this loop is the fill's own task,
+                // so blocking it briefly is cheaper than a thread-pool hop per (often 1.4 KB) chunk.
+                RandomAccess.Write(_file, chunk.Span[skip..], position + skip);
+                _watermark.Advance(end);
+            }
+
+            position = end;
+            return ValueTask.CompletedTask;
+        }, ct).ConfigureAwait(false);
+
+        if (_length >= 0 && position != _length)
+        {
+            throw new RemoteFileChangedException($"{_source.DisplayName}: the transfer ended at byte {position}, not at the {_length} announced; the file changed");
+        }
+
+        Volatile.Write(ref _length, position);
     }
 
     protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)

@@ -12,13 +12,15 @@ public static partial class Redact
     public static string Spec(string spec)
     {
         string s = UserInfo().Replace(spec, "$1");
-        return SecretValue().Replace(s, m => m.Groups[1].Value + "***");
+        return SecretValue().Replace(s, m => m.Groups[1].Value + (m.Groups[2].Value.StartsWith('"') ? "\"***\"" : "***"));
     }
 
     // Greedy up to the last '@' before the path, as URL parsers read it: a password may hold a raw '@'.
     [GeneratedRegex(@"([A-Za-z][A-Za-z0-9+.\-]*://)[^/\s""?#]*@")]
     private static partial Regex UserInfo();
 
-    [GeneratedRegex(@"((?:password|proxy-password|cookie)""?\s*[:=]\s*""?)[^"",}]*", RegexOptions.IgnoreCase)]
+    // The whole value: a JSON string up to its closing quote (commas, braces and \" inside), or in key=value syntax
+    // everything up to a single comma (",," is a literal comma in the value). Hiding too much beats showing a secret.
+    [GeneratedRegex(@"((?:password|proxy-password|cookie)""?\s*[:=]\s*)(""(?:[^""\\]|\\.)*""|(?:,,|[^,])*)", RegexOptions.IgnoreCase)]
     private static partial Regex SecretValue();
 }

@@ -51,6 +51,7 @@ public sealed class HttpFaultTests : IAsyncLifetime
         Assert.True(RangeFile.TryParseRange(ctx.Request.Headers.Range.ToString(), file.Data.Length, out long first, out long last, out _));
         ctx.Response.StatusCode = 206;
         ctx.Response.Headers.ETag = file.ETag;
+        ctx.Response.Headers.LastModified = file.LastModifiedText;
         ctx.Response.Headers.AcceptRanges = "bytes";
         ctx.Response.Headers.ContentRange = $"bytes {first}-{last}/{file.Data.Length}";
         ctx.Response.ContentLength = last - first + 1;

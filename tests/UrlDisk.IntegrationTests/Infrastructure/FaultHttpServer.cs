@@ -8,8 +8,12 @@ using Microsoft.Extensions.Logging;
 namespace UrlDisk.IntegrationTests.Infrastructure;
 
 /// <summary>A request the fault server saw: what the client asked and what it was answered.</summary>
-public sealed record FaultRequest(int Number, string Method, string Path, string? Range, string? IfRange, string? IfMatch, string ConnectionId)
+public sealed record FaultRequest(int Number, string Method, string Path, string? Range, string? IfRange, string? IfMatch, string ConnectionId,
+    IReadOnlyDictionary<string, string> Headers)
 {
+    /// <summary>A request header's value (case-insensitive name), or null when it was not sent.</summary>
+    public string? Header(string name) => Headers.TryGetValue(name, out var v) ? v : null;
+
     /// <summary>Status code the handler set (also when it then cut the answer short); 0 until the handler is done.</summary>
     public int Status { get; set; }
 }
@@ -88,7 +92,8 @@ public sealed class FaultHttpServer : IAsyncDisposable
         string path = ctx.Request.Path.Value ?? "/";
         int number = _counts.AddOrUpdate(path, 1, (_, n) => n + 1);
         var h = ctx.Request.Headers;
-        var record = new FaultRequest(number, ctx.Request.Method, path, Header(h.Range), Header(h.IfRange), Header(h.IfMatch), ctx.Connection.Id);
+        var headers = h.ToDictionary(kv => kv.Key, kv => kv.Value.ToString(), StringComparer.OrdinalIgnoreCase);
+        var record = new FaultRequest(number, ctx.Request.Method, path, Header(h.Range), Header(h.IfRange), Header(h.IfMatch), ctx.Connection.Id, headers);
         _requests.Enqueue(record);
         try
         {

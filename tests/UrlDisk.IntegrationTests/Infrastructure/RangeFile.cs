@@ -13,7 +13,8 @@ public sealed class RangeFile
 {
     private volatile Version _current;
 
-    public RangeFile(byte[] data, string etag = "\"v1\"", DateTimeOffset? lastModified = null)
+    /// <summary>A file with validators <paramref name="etag"/> (null: no ETag) and <paramref name="lastModified"/> (null: a fixed date in 2024).</summary>
+    public RangeFile(byte[] data, string? etag = "\"v1\"", DateTimeOffset? lastModified = null)
     {
         _current = new Version(data, etag, lastModified ?? new DateTimeOffset(2024, 1, 2, 3, 4, 5, TimeSpan.Zero));
     }
@@ -24,12 +25,20 @@ public sealed class RangeFile
     /// <summary>Honour Range at all; when false every GET is a 200 with the whole file.</summary>
     public bool HonourRanges { get; init; } = true;
 
+    /// <summary>Honour If-Range; when false a stale validator is ignored and the range is sent anyway (the new bytes).</summary>
+    public bool HonourIfRange { get; init; } = true;
+
     public byte[] Data => _current.Data;
 
-    public string ETag => _current.ETag;
+    public string? ETag => _current.ETag;
 
-    /// <summary>The file is replaced on the server (a new upload): new bytes, new validators.</summary>
-    public void Replace(byte[] data, string etag, DateTimeOffset lastModified) => _current = new Version(data, etag, lastModified);
+    public DateTimeOffset? LastModified => _current.LastModified;
+
+    /// <summary>The <c>Last-Modified</c> header value, or null when none is sent.</summary>
+    public string? LastModifiedText => _current.LastModified?.ToString("R", CultureInfo.InvariantCulture);
+
+    /// <summary>The file is replaced on the server (a new upload): new bytes, new validators (null: that header is no longer sent).</summary>
+    public void Replace(byte[] data, string? etag, DateTimeOffset? lastModified) => _current = new Version(data, etag, lastModified);
 
     public async Task ServeAsync(HttpContext ctx)
     {
@@ -42,8 +51,17 @@ public sealed class RangeFile
             return;
         }
 
-        res.Headers.ETag = v.ETag;
-        res.Headers.LastModified = v.LastModified.ToString("R", CultureInfo.InvariantCulture);
+        if (v.ETag is not null)
+        {
+            res.Headers.ETag = v.ETag;
+        }
+
+        string? lastModified = v.LastModified?.ToString("R", CultureInfo.InvariantCulture);
+        if (lastModified is not null)
+        {
+            res.Headers.LastModified = lastModified;
+        }
+
         res.ContentType = "application/octet-stream";
         if (AdvertiseRanges)
         {
@@ -51,7 +69,7 @@ public sealed class RangeFile
         }
 
         string? ifMatch = req.Headers.IfMatch.Count > 0 ? req.Headers.IfMatch.ToString() : null;
-        if (ifMatch is not null && ifMatch != "*" && !ifMatch.Split(',').Select(s => s.Trim()).Contains(v.ETag))
+        if (ifMatch is not null && ifMatch != "*" && (v.ETag is null || !ifMatch.Split(',').Select(s => s.Trim()).Contains(v.ETag)))
         {
             res.StatusCode = StatusCodes.Status412PreconditionFailed;
             return;
@@ -59,7 +77,7 @@ public sealed class RangeFile
 
         bool rangeAllowed = HonourRanges && HttpMethods.IsGet(req.Method);
         string? ifRange = req.Headers.IfRange.Count > 0 ? req.Headers.IfRange.ToString() : null;
-        if (ifRange is not null && ifRange != v.ETag && ifRange != v.LastModified.ToString("R", CultureInfo.InvariantCulture))
+        if (HonourIfRange && ifRange is not null && ifRange != v.ETag && ifRange != lastModified)
         {
             rangeAllowed = false; // stale validator: the whole current file, as RFC 9110 says
         }
@@ -140,5 +158,5 @@ public sealed class RangeFile
         return true;
     }
 
-    private sealed record Version(byte[] Data, string ETag, DateTimeOffset LastModified);
+    private sealed record Version(byte[] Data, string? ETag, DateTimeOffset? LastModified);
 }

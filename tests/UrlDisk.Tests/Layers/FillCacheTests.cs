@@ -99,6 +99,41 @@ public class FillCacheTests
         Assert.Equal(2, src.Calls);
     }
 
+    /// <summary>Each transfer gets <paramref name="step"/> bytes further than the one before, then breaks.</summary>
+    private sealed class CreepingSource(byte[] data, int step) : ISequentialSource
+    {
+        public int Calls;
+
+        public string Protocol => "mem";
+        public string DisplayName => "mem://creeping";
+        public long? Length => data.Length;
+        public IReadOnlyDictionary<string, object?> Details { get; } = new Dictionary<string, object?> { ["protocol"] = "mem" };
+
+        public async Task CopyToAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken ct)
+        {
+            int reach = Interlocked.Increment(ref Calls) * step;
+            await sink(data.AsMemory(0, Math.Min(reach, data.Length)), ct);
+            if (reach < data.Length)
+            {
+                throw new SourceException("connection reset") { IsTransient = true };
+            }
+        }
+
+        public ValueTask DisposeAsync() => ValueTask.CompletedTask;
+    }
+
+    [Fact]
+    public async Task Transfers_that_each_get_further_are_not_counted_against_the_retries()
+    {
+        var data = Data(10_000);
+        var src = new CreepingSource(data, step: 1000);
+        await using var cache = await FillCache.CreateAsync(src, new FillCacheOptions { Retries = 1 }, default);
+        var all = new byte[data.Length];
+        await cache.ReadAsync(0, all).AsTask().WaitAsync(TimeSpan.FromSeconds(60));
+        Assert.Equal(data, all);
+        Assert.Equal(10, src.Calls);
+    }
+
     [Fact]
     public async Task A_lasting_failure_reaches_waiting_and_later_readers()
     {

@@ -45,4 +45,17 @@ public class RedactTests
         Assert.Contains("/run/pw.txt", r, StringComparison.Ordinal);
         Assert.Contains("http://h/x", r, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("driver=raw,file.driver=http,file.url=http://h/x,file.cookie=x=1,,sid=SECRET", "file.url=http://h/x")]
+    [InlineData("driver=raw,file.driver=http,file.cookie=a=1,,,,sid=SECRET,file.url=http://h/x", "file.url=http://h/x")]
+    [InlineData("""json:{"file.cookie":"x=1,sid=SECRET","file.url":"http://h/x"}""", "\"file.url\":\"http://h/x\"")]
+    [InlineData("""json:{"file":{"cookie":"x=1, sid=SECRET}","url":"http://h/x"}}""", "\"url\":\"http://h/x\"")]
+    [InlineData("""json:{"file.password":"p\"w,SECRET","file.url":"http://h/x"}""", "\"file.url\":\"http://h/x\"")]
+    public void Spec_hides_the_whole_secret_value_including_commas(string spec, string kept)
+    {
+        string r = Redact.Spec(spec);
+        Assert.DoesNotContain("SECRET", r, StringComparison.Ordinal);
+        Assert.Contains(kept, r, StringComparison.Ordinal);
+    }
 }

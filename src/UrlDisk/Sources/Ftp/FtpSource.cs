@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using UrlDisk.Diagnostics;
 using UrlDisk.Layers;
 using UrlDisk.Opening;
@@ -16,14 +15,16 @@ public sealed class FtpSource : BlockDevice
 
     private readonly FtpSettings _settings;
     private readonly FtpConnectionPool _pool;
+    private readonly RetryPolicy _retry;
     private readonly KeyValuePair<string, object?> _tag;
     private readonly LinkedList<(long Offset, byte[] Data)> _chunks = new();
     private readonly long _length;
 
-    private FtpSource(FtpSettings settings, FtpConnectionPool pool, FtpControlConnection first)
+    private FtpSource(FtpSettings settings, FtpConnectionPool pool, RetryPolicy retry, FtpControlConnection first)
     {
         _settings = settings;
         _pool = pool;
+        _retry = retry;
         _length = first.Size;
         _tag = new("protocol", settings.Scheme);
         var details = new Dictionary<string, object?>
@@ -67,8 +68,9 @@ public sealed class FtpSource : BlockDevice
         var pool = new FtpConnectionPool(settings, settings.Tls == FtpTlsMode.None ? null : FtpTlsOptions.Create(settings));
         try
         {
-            var first = await WithRetriesAsync(settings, () => pool.RentAsync(cancellationToken), cancellationToken).ConfigureAwait(false);
-            var source = new FtpSource(settings, pool, first);
+            var retry = new RetryPolicy(settings.Retries, settings.Scheme);
+            var first = await retry.RunAsync(pool.RentAsync, null, cancellationToken).ConfigureAwait(false);
+            var source = new FtpSource(settings, pool, retry, first);
             bool ranges = first.CanResume && first.Size >= 0;
             await pool.ReturnAsync(first).ConfigureAwait(false);
             if (ranges)
@@ -122,41 +124,32 @@ public sealed class FtpSource : BlockDevice
         UrlDiskMetrics.BytesRead.Add(buffer.Length, _tag);
     }
 
-    private Task FetchAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
-        => WithRetriesAsync(_settings, async () =>
+    /// <summary>
+    /// REST + RETR of the range. A retry resumes after the bytes already received, and attempts that receive some do
+    /// not use up the retries (<see cref="RetryPolicy"/>).
+    /// </summary>
+    private async Task FetchAsync(long offset, Memory<byte> destination, CancellationToken cancellationToken)
+    {
+        int done = 0;
+        await _retry.RunAsync(async ct =>
         {
-            var conn = await _pool.RentAsync(cancellationToken).ConfigureAwait(false);
+            var conn = await _pool.RentAsync(ct).ConfigureAwait(false);
             UrlDiskMetrics.Requests.Add(1, _tag);
             UrlDiskMetrics.InFlight.Add(1, _tag);
             try
             {
-                await conn.RetrieveAsync(offset, destination, n => UrlDiskMetrics.BytesFetched.Add(n, _tag), cancellationToken).ConfigureAwait(false);
-                return true;
+                await conn.RetrieveAsync(offset + done, destination[done..], n =>
+                {
+                    done += n;
+                    UrlDiskMetrics.BytesFetched.Add(n, _tag);
+                }, ct).ConfigureAwait(false);
             }
             finally
             {
                 UrlDiskMetrics.InFlight.Add(-1, _tag);
                 await _pool.ReturnAsync(conn).ConfigureAwait(false);
             }
-        }, cancellationToken);
-
-    /// <summary>Runs <paramref name="action"/>, again after transient failures, waiting 0.1 s, 0.2 s, … up to 5 s between tries.</summary>
-    private static async Task<T> WithRetriesAsync<T>(FtpSettings settings, Func<Task<T>> action, CancellationToken cancellationToken)
-    {
-        for (int attempt = 0; ; attempt++)
-        {
-            try
-            {
-                return await action().ConfigureAwait(false);
-            }
-            catch (SourceException e) when (e.IsTransient && attempt < settings.Retries && !cancellationToken.IsCancellationRequested)
-            {
-                UrlDiskMetrics.Retries.Add(1, new KeyValuePair<string, object?>("protocol", settings.Scheme));
-                Trace.TraceInformation("{0} (retrying)", e.Message);
-                var delay = TimeSpan.FromMilliseconds(Math.Min(5000, 100 * Math.Pow(2, attempt)));
-                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
-            }
-        }
+        }, () => done, cancellationToken).ConfigureAwait(false);
     }
 
     private bool TryReadKept(long offset, Span<byte> destination)

@@ -39,13 +39,7 @@ internal static class HttpClientFactory
             handler.DefaultProxyCredentials = new NetworkCredential(o.ProxyUsername, o.ProxyPassword ?? "");
         }
 
-        X509Certificate2Collection? trusted = null;
-        if (o.CaFile is not null)
-        {
-            trusted = new X509Certificate2Collection();
-            trusted.ImportFromPemFile(o.CaFile);
-        }
-
+        var trusted = o.CaCertificates;
         handler.SslOptions = new SslClientAuthenticationOptions
         {
             RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>

@@ -12,15 +12,16 @@ namespace UrlDisk.Sources.Http;
 /// <summary>
 /// Random access to a file on an HTTP(S) server with range requests.
 /// Redirects are resolved once; every response is checked against what was asked (status, Content-Range,
-/// validators), so a reader never gets bytes it did not ask for or bytes of a replaced file.
-/// Transient failures are retried with bounded exponential backoff, resuming where the body stopped.
+/// identity encoding, validators), so a reader never gets bytes it did not ask for or bytes of a replaced file.
+/// Every request has the <c>timeout</c>; transient failures are retried under the <see cref="RetryPolicy"/>,
+/// resuming where the body stopped.
 /// </summary>
 public sealed class HttpSource : BlockDevice
 {
     private const int MaxRedirects = 10;
-    private static readonly TimeSpan s_maxBackoff = TimeSpan.FromSeconds(5);
 
     private readonly HttpSourceOptions _options;
+    private readonly RetryPolicy _retry;
     private readonly HttpClient _client;
     private readonly CertificateErrorRecorder _certificateErrors;
     private readonly string _protocol;
@@ -30,8 +31,7 @@ public sealed class HttpSource : BlockDevice
     private Uri _url;
     private int _reResolved;
     private long _length;
-    private EntityTagHeaderValue? _etag;
-    private DateTimeOffset? _lastModified;
+    private HttpValidators _validators;
     private Version _httpVersion = HttpVersion.Version11;
     private bool _ranges = true;
     private BlockDeviceInfo _info = null!;
@@ -45,6 +45,7 @@ public sealed class HttpSource : BlockDevice
         _certificateErrors = new CertificateErrorRecorder();
         _client = HttpClientFactory.Create(options, _certificateErrors);
         _tag = new("protocol", protocol);
+        _retry = new RetryPolicy(options.Retries, protocol);
         if (options.Username is not null)
         {
             _authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{options.Username}:{options.Password}")));
@@ -84,21 +85,12 @@ public sealed class HttpSource : BlockDevice
 
     private async Task ProbeAsync(CancellationToken ct)
     {
-        int attempt = 0;
-        while (true)
-        {
-            try
-            {
-                await ProbeOnceAsync(ct).ConfigureAwait(false);
-                break;
-            }
-            catch (SourceException e) when (e.IsTransient && attempt < _options.Retries)
-            {
-                attempt++;
-                UrlDiskMetrics.Retries.Add(1, _tag);
-                await Task.Delay(Backoff(attempt), ct).ConfigureAwait(false);
-            }
-        }
+        var probe = await _retry.RunAsync(ProbeOnceAsync, null, ct).ConfigureAwait(false);
+        _url = probe.Url;
+        _ranges = probe.Ranges;
+        _length = probe.Length;
+        _httpVersion = probe.HttpVersion;
+        _validators = probe.Validators;
 
         var details = new Dictionary<string, object?>
         {
@@ -107,8 +99,8 @@ public sealed class HttpSource : BlockDevice
             ["final-url"] = Display(_url),
             ["ranges"] = _ranges,
             ["http-version"] = _httpVersion.ToString(),
-            ["etag"] = _etag?.ToString(),
-            ["last-modified"] = _lastModified?.ToString("R", CultureInfo.InvariantCulture),
+            ["etag"] = _validators.ETag?.ToString(),
+            ["last-modified"] = _validators.LastModified?.ToString("R", CultureInfo.InvariantCulture),
             ["readahead"] = _options.Readahead,
             ["connections"] = _options.Connections,
             ["sslverify"] = _protocol == "https" ? _options.SslVerify : null,
@@ -127,20 +119,24 @@ public sealed class HttpSource : BlockDevice
         };
     }
 
-    private async Task ProbeOnceAsync(CancellationToken ct)
+    /// <summary>What one probe of the original URL found: where the file is now, its size and validators.</summary>
+    private sealed record Probe(Uri Url, long Length, bool Ranges, Version HttpVersion, HttpValidators Validators);
+
+    /// <summary>Follows the redirects from the original URL and learns the size (HEAD, or a ranged GET); each request has the timeout.</summary>
+    private async Task<Probe> ProbeOnceAsync(CancellationToken ct)
     {
-        _url = _originalUrl;
-        _ranges = true;
+        var url = _originalUrl;
         bool useGet = _options.ForceRange;
         for (int redirects = 0; ;)
         {
-            using var request = NewRequest(useGet ? HttpMethod.Get : HttpMethod.Head, _url);
+            using var request = NewRequest(useGet ? HttpMethod.Get : HttpMethod.Head, url);
             if (useGet)
             {
                 request.Headers.Range = new RangeHeaderValue(0, 0);
             }
 
-            using var response = await SendAsync(request, ct).ConfigureAwait(false);
+            using var stall = NewStall(ct);
+            using var response = await SendAsync(request, stall.Token, ct).ConfigureAwait(false);
             var status = (int)response.StatusCode;
             if (status is >= 300 and < 400 && response.Headers.Location is { } location)
             {
@@ -149,10 +145,10 @@ public sealed class HttpSource : BlockDevice
                     throw new SourceException($"{_protocol}: more than {MaxRedirects} redirects from '{Display(_originalUrl)}'");
                 }
 
-                _url = new Uri(_url, location);
-                if (_url.Scheme is not ("http" or "https"))
+                url = new Uri(url, location);
+                if (url.Scheme is not ("http" or "https"))
                 {
-                    throw new SourceException($"{_protocol}: redirect to unsupported URL '{Display(_url)}'");
+                    throw new SourceException($"{_protocol}: redirect to unsupported URL '{Display(url)}'");
                 }
 
                 UrlDiskMetrics.Redirects.Add(1, _tag);
@@ -166,27 +162,24 @@ public sealed class HttpSource : BlockDevice
                 continue;
             }
 
-            ThrowIfError(response, "opening");
-            _httpVersion = response.Version;
-            CaptureValidators(response);
+            ThrowIfError(response, "opening", url);
+            ThrowIfEncoded(response, url);
+            var validators = HttpValidators.Of(response);
             if (status == 206)
             {
                 if (response.Content.Headers.ContentRange is not { HasLength: true } cr || !cr.HasRange || cr.From != 0)
                 {
-                    throw new SourceException($"{_protocol}: server answered 206 to 'Range: bytes=0-0' without a usable Content-Range for '{Display(_url)}'");
+                    throw new SourceException($"{_protocol}: server answered 206 to 'Range: bytes=0-0' without a usable Content-Range for '{Display(url)}'");
                 }
 
-                _length = cr.Length!.Value;
-                return;
+                return new Probe(url, cr.Length!.Value, true, response.Version, validators);
             }
 
             long? length = response.Content.Headers.ContentLength;
             if (useGet)
             {
                 // A 200 for a ranged GET: the server ignores ranges; the file can only be read whole.
-                _ranges = false;
-                _length = length ?? -1;
-                return;
+                return new Probe(url, length ?? -1, false, response.Version, validators);
             }
 
             if (length is null)
@@ -196,58 +189,29 @@ public sealed class HttpSource : BlockDevice
                 continue;
             }
 
-            _length = length.Value;
             bool ranges = response.Headers.AcceptRanges.Any(r => string.Equals(r, "bytes", StringComparison.OrdinalIgnoreCase));
-            if (!ranges && _length > 0)
+            if (!ranges && length > 0)
             {
                 // Many servers do ranges without saying so; one ranged GET tells.
                 useGet = true;
                 continue;
             }
 
-            return;
+            return new Probe(url, length.Value, true, response.Version, validators);
         }
-    }
-
-    private SourceException NoRanges(long length) =>
-        new($"{_protocol}: server does not support byte ranges for '{Display(_url)}' ({length} bytes); random access needs 'Accept-Ranges: bytes'");
-
-    private void CaptureValidators(HttpResponseMessage response)
-    {
-        var etag = response.Headers.ETag;
-        _etag = etag is { IsWeak: false } ? etag : null;
-        _lastModified = response.Content.Headers.LastModified;
     }
 
     protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        int attempt = 0;
+        // A retry resumes after the bytes already received; attempts that receive some do not use up the retries.
         int done = 0;
         bool reResolvedHere = false;
         while (true)
         {
             try
             {
-                done += await FetchAsync(offset + done, buffer[done..], cancellationToken).ConfigureAwait(false);
+                await _retry.RunAsync(ct => FetchAsync(offset + done, buffer[done..], n => done += n, ct), () => done, cancellationToken).ConfigureAwait(false);
                 return;
-            }
-            catch (Exception e) when (e is PartialFetchException || e is SourceException { IsTransient: true })
-            {
-                var error = e as SourceException;
-                if (e is PartialFetchException p)
-                {
-                    done += p.BytesDone;
-                    error = p.Error;
-                }
-
-                if (attempt >= _options.Retries)
-                {
-                    throw attempt == 0 ? error! : new SourceException($"{error!.Message} (gave up after {attempt} retries)", error);
-                }
-
-                attempt++;
-                UrlDiskMetrics.Retries.Add(1, _tag);
-                await Task.Delay(Backoff(attempt), cancellationToken).ConfigureAwait(false);
             }
             catch (SourceException e) when (!e.IsTransient && e is not RemoteFileChangedException && !reResolvedHere && _url != _originalUrl
                 && Interlocked.CompareExchange(ref _reResolved, 1, 0) == 0)
@@ -261,41 +225,34 @@ public sealed class HttpSource : BlockDevice
 
     private async Task ReResolveAsync(CancellationToken ct)
     {
-        long length = _length;
-        var etag = _etag;
-        var lastModified = _lastModified;
-        await ProbeOnceAsync(ct).ConfigureAwait(false);
-        if (_length != length || (etag is not null && !Equals(etag, _etag)) || (lastModified is not null && _lastModified != lastModified))
+        var probe = await _retry.RunAsync(ProbeOnceAsync, null, ct).ConfigureAwait(false);
+        string? how = probe.Length != _length ? $"its size is now {probe.Length} bytes, not {_length}" : _validators.DifferenceTo(probe.Validators);
+        if (how is not null)
         {
-            throw new RemoteFileChangedException($"{_protocol}: the file at '{Display(_originalUrl)}' changed on the server (after resolving its redirect again); reopen it");
+            throw new RemoteFileChangedException($"{_protocol}: the file at '{Display(_originalUrl)}' changed on the server (after resolving its redirect again: {how}); reopen it");
         }
+
+        _url = probe.Url;
     }
 
-    private static TimeSpan Backoff(int attempt)
+    /// <summary>A token that fires after <c>timeout</c> without progress; <see cref="CancellationTokenSource.CancelAfter(TimeSpan)"/> again on each progress.</summary>
+    private CancellationTokenSource NewStall(CancellationToken ct)
     {
-        double ms = Math.Min(s_maxBackoff.TotalMilliseconds, 100 * Math.Pow(2, attempt - 1));
-        return TimeSpan.FromMilliseconds(ms * (0.75 + (Random.Shared.NextDouble() * 0.5)));
+        var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stall.CancelAfter(_options.Timeout);
+        return stall;
     }
 
-    /// <summary>One range GET. Returns the bytes filled; a failure after some bytes throws <see cref="PartialFetchException"/> so a retry resumes.</summary>
-    private async Task<int> FetchAsync(long offset, Memory<byte> buffer, CancellationToken ct)
+    /// <summary>One range GET into <paramref name="buffer"/>; <paramref name="advanced"/> is told each piece received, so a retry can resume.</summary>
+    private async Task FetchAsync(long offset, Memory<byte> buffer, Action<int> advanced, CancellationToken ct)
     {
         long last = offset + buffer.Length - 1;
         using var request = NewRequest(HttpMethod.Get, _url);
         request.Headers.Range = new RangeHeaderValue(offset, last);
-        if (_etag is not null)
-        {
-            request.Headers.IfRange = new RangeConditionHeaderValue(_etag);
-        }
-        else if (_lastModified is { } lm)
-        {
-            request.Headers.IfRange = new RangeConditionHeaderValue(lm);
-        }
+        request.Headers.IfRange = _validators.IfRange;
 
-        using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        stall.CancelAfter(_options.Timeout);
+        using var stall = NewStall(ct);
         UrlDiskMetrics.InFlight.Add(1, _tag);
-        int done = 0;
         try
         {
             using var response = await SendAsync(request, stall.Token, ct).ConfigureAwait(false);
@@ -305,15 +262,16 @@ public sealed class HttpSource : BlockDevice
                 // A 200 to an If-Range request means "changed" only when the validators say so; with the same
                 // validators the server simply ignores ranges.
                 ThrowIfChanged(response, response.Content.Headers.ContentLength);
-                if (_etag is null && _lastModified is { } opened && response.Content.Headers.LastModified is { } now && now != opened)
-                {
-                    throw Changed($"it was modified at {now:R}, after it was opened");
-                }
-
                 throw new SourceException($"{_protocol}: server answered 200 (the whole file) to a range request for '{Display(_url)}': it ignores byte ranges; refusing bytes that were not asked for");
             }
 
-            ThrowIfError(response, $"reading {buffer.Length} bytes at offset {offset}");
+            if (status == 416 && response.Content.Headers.ContentRange is { HasLength: true, Length: { } size } && size != _length)
+            {
+                // "bytes */size": a range inside the file opened is outside this one.
+                throw Changed($"its size is now {size} bytes, not {_length}");
+            }
+
+            ThrowIfError(response, $"reading {buffer.Length} bytes at offset {offset}", _url);
             if (status != 206)
             {
                 throw new SourceException($"{_protocol}: server answered {status} {response.ReasonPhrase} to a range request for '{Display(_url)}'");
@@ -323,6 +281,7 @@ public sealed class HttpSource : BlockDevice
             var stream = await response.Content.ReadAsStreamAsync(stall.Token).ConfigureAwait(false);
             await using (stream.ConfigureAwait(false))
             {
+                int done = 0;
                 while (done < buffer.Length)
                 {
                     int n = await stream.ReadAsync(buffer[done..], stall.Token).ConfigureAwait(false);
@@ -332,16 +291,11 @@ public sealed class HttpSource : BlockDevice
                     }
 
                     done += n;
+                    advanced(n);
                     UrlDiskMetrics.BytesFetched.Add(n, _tag);
                     stall.CancelAfter(_options.Timeout);
                 }
             }
-
-            return done;
-        }
-        catch (Exception e) when (done > 0 && IsTransient(e, ct))
-        {
-            throw new PartialFetchException(done, Transient(e, ct, stall));
         }
         catch (Exception e) when (e is not SourceException && IsTransient(e, ct))
         {
@@ -377,19 +331,19 @@ public sealed class HttpSource : BlockDevice
     internal async Task CopyWholeAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken ct)
     {
         using var request = NewRequest(HttpMethod.Get, _url);
-        using var stall = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        stall.CancelAfter(_options.Timeout);
+        using var stall = NewStall(ct);
         byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(256 * 1024);
         UrlDiskMetrics.InFlight.Add(1, _tag);
         try
         {
             using var response = await SendAsync(request, stall.Token, ct).ConfigureAwait(false);
-            ThrowIfError(response, "reading the whole file");
+            ThrowIfError(response, "reading the whole file", _url);
             if (response.StatusCode != HttpStatusCode.OK)
             {
                 throw new SourceException($"{_protocol}: server answered {(int)response.StatusCode} {response.ReasonPhrase} to a plain GET of '{Display(_url)}'");
             }
 
+            ThrowIfEncoded(response, _url);
             ThrowIfChanged(response, _length >= 0 ? response.Content.Headers.ContentLength : null);
 
             var stream = await response.Content.ReadAsStreamAsync(stall.Token).ConfigureAwait(false);
@@ -434,6 +388,7 @@ public sealed class HttpSource : BlockDevice
             throw new SourceException($"{_protocol}: asked for bytes {first}-{last} but the server sent {cr.From}-{cr.To} ('{Display(_url)}'); refusing bytes that were not asked for");
         }
 
+        ThrowIfEncoded(response, _url);
         ThrowIfChanged(response, cr.Length);
 
         if (response.Content.Headers.ContentLength is { } len && len != last - first + 1)
@@ -442,12 +397,15 @@ public sealed class HttpSource : BlockDevice
         }
     }
 
-    /// <summary>The strong ETag and the whole file's size (<paramref name="total"/>, when the answer tells it) must be those seen at open.</summary>
+    /// <summary>
+    /// The validators seen at open (<see cref="HttpValidators.DifferenceTo"/>) and the whole file's size
+    /// (<paramref name="total"/>, when the answer tells it) must be those of this answer.
+    /// </summary>
     private void ThrowIfChanged(HttpResponseMessage response, long? total)
     {
-        if (_etag is not null && response.Headers.ETag is { IsWeak: false } etag && !Equals(etag, _etag))
+        if (_validators.DifferenceTo(HttpValidators.Of(response)) is { } how)
         {
-            throw Changed($"its ETag is now {etag}, not {_etag}");
+            throw Changed(how);
         }
 
         if (total is { } size && size != _length)
@@ -456,10 +414,21 @@ public sealed class HttpSource : BlockDevice
         }
     }
 
+    /// <summary>Every request asks for <c>Accept-Encoding: identity</c>; a compressed body would be other bytes than the file's.</summary>
+    private void ThrowIfEncoded(HttpResponseMessage response, Uri url)
+    {
+        var codings = response.Content.Headers.ContentEncoding;
+        if (codings.Any(c => !string.Equals(c, "identity", StringComparison.OrdinalIgnoreCase)))
+        {
+            throw new SourceException($"{_protocol}: server answered with 'Content-Encoding: {string.Join(", ", codings)}' for '{Display(url)}' although the request allowed only 'Accept-Encoding: identity'; "
+                + "refusing compressed bytes in place of the file's (turn compression off for this file on the server)");
+        }
+    }
+
     private RemoteFileChangedException Changed(string how) =>
         new($"{_protocol}: the file at '{Display(_originalUrl)}' changed on the server since it was opened ({how}); reopen it to read the new version");
 
-    private void ThrowIfError(HttpResponseMessage response, string doing)
+    private void ThrowIfError(HttpResponseMessage response, string doing, Uri url)
     {
         int status = (int)response.StatusCode;
         if (status < 400)
@@ -476,7 +445,7 @@ public sealed class HttpSource : BlockDevice
             _ => "",
         };
         bool transient = status is 408 or 429 or >= 500;
-        throw new SourceException($"{_protocol}: server answered {status} {response.ReasonPhrase} {doing} '{Display(_url)}'{hint}") { IsTransient = transient };
+        throw new SourceException($"{_protocol}: server answered {status} {response.ReasonPhrase} {doing} '{Display(url)}'{hint}") { IsTransient = transient };
     }
 
     private HttpRequestMessage NewRequest(HttpMethod method, Uri url)
@@ -490,15 +459,18 @@ public sealed class HttpSource : BlockDevice
 
         request.Headers.UserAgent.Add(new ProductInfoHeaderValue("UrlDisk", "0.1"));
 
-        // Credentials go only to the host they were given for, not to a redirect target elsewhere.
-        if (_authorization is not null && SameOrigin(url, _originalUrl))
+        // The disk's bytes, not a compressed representation of them (a gzip-encoded range is refused).
+        request.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
+
+        // Credentials, the cookie among them, go only to the origin they were given for, not to a redirect target
+        // elsewhere (curl's CVE-2022-27776).
+        if (SameOrigin(url, _originalUrl))
         {
             request.Headers.Authorization = _authorization;
-        }
-
-        if (_options.Cookie is not null)
-        {
-            request.Headers.TryAddWithoutValidation("Cookie", _options.Cookie);
+            if (_options.Cookie is not null)
+            {
+                request.Headers.TryAddWithoutValidation("Cookie", _options.Cookie);
+            }
         }
 
         return request;
@@ -507,8 +479,7 @@ public sealed class HttpSource : BlockDevice
     private static bool SameOrigin(Uri a, Uri b) =>
         a.Scheme == b.Scheme && string.Equals(a.Host, b.Host, StringComparison.OrdinalIgnoreCase) && a.Port == b.Port;
 
-    private Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct) => SendAsync(request, ct, ct);
-
+    /// <summary>Sends <paramref name="request"/> and waits for the answer's headers until <paramref name="token"/> (the caller's stall timeout) fires.</summary>
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken token, CancellationToken userToken)
     {
         UrlDiskMetrics.Requests.Add(1, _tag);
@@ -536,11 +507,5 @@ public sealed class HttpSource : BlockDevice
     {
         _client.Dispose();
         return ValueTask.CompletedTask;
-    }
-
-    private sealed class PartialFetchException(int bytesDone, SourceException error) : Exception(error.Message, error)
-    {
-        public int BytesDone { get; } = bytesDone;
-        public SourceException Error { get; } = error;
     }
 }

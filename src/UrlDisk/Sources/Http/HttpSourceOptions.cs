@@ -1,3 +1,5 @@
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using UrlDisk.Specs;
 
@@ -28,7 +30,8 @@ public sealed record HttpSourceOptions
     public string? ProxyPassword { get; init; }
     public bool ForceRange { get; init; }
     public int Connections { get; init; } = 8;
-    public string? CaFile { get; init; }
+    /// <summary>The certificates of <c>cafile</c>, trusted besides the system's; null without the option.</summary>
+    public X509Certificate2Collection? CaCertificates { get; init; }
     public int Retries { get; init; } = 5;
     public long CacheSize { get; init; } = 32L << 20;
 
@@ -87,11 +90,7 @@ public sealed record HttpSourceOptions
             }
         }
 
-        string? caFile = node["cafile"];
-        if (caFile is not null && !System.IO.File.Exists(caFile))
-        {
-            throw new OptionException($"{driver}: cafile '{caFile}' does not exist");
-        }
+        var caCertificates = ReadCaFile(driver, node);
 
         long cacheSize = node.GetSize("cache-size", 32L << 20);
         return new HttpSourceOptions
@@ -108,10 +107,42 @@ public sealed record HttpSourceOptions
             ProxyPassword = ReadSecretFile(node, "proxy-password-file"),
             ForceRange = node.GetBool("force-range", false),
             Connections = node.GetInt("connections", 8, 1, 256),
-            CaFile = caFile,
+            CaCertificates = caCertificates,
             Retries = node.GetInt("retries", 5, 0, 100),
             CacheSize = cacheSize,
         };
+    }
+
+    /// <summary>Loads <c>cafile</c> now, so a missing file, or one that holds no certificate (empty, a key), is an option error.</summary>
+    private static X509Certificate2Collection? ReadCaFile(string driver, OptionTree node)
+    {
+        string? path = node["cafile"];
+        if (path is null)
+        {
+            return null;
+        }
+
+        if (!System.IO.File.Exists(path))
+        {
+            throw new OptionException($"{driver}: cafile '{path}' does not exist");
+        }
+
+        var certificates = new X509Certificate2Collection();
+        try
+        {
+            certificates.ImportFromPemFile(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
+        {
+            throw new OptionException($"{driver}: option '{node.Path}cafile': cannot load PEM certificates from '{path}': {e.Message}");
+        }
+
+        if (certificates.Count == 0)
+        {
+            throw new OptionException($"{driver}: option '{node.Path}cafile': '{path}' holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
+        }
+
+        return certificates;
     }
 
     private static string? ReadSecretFile(OptionTree node, string key)
