@@ -37,6 +37,28 @@ internal sealed record FtpSettings
     /// <summary>The URL without credentials, for messages.</summary>
     public required string DisplayUrl { get; init; }
 
+    /// <summary>
+    /// <paramref name="serverText"/> (a reply quoted in a message) with the user name and password replaced by ***:
+    /// servers echo them ("530 Login incorrect for bob"), and they must never reach a message. The anonymous
+    /// defaults are no secret and stay.
+    /// </summary>
+    public string WithoutCredentials(string serverText)
+    {
+        // The longer first, in case one holds the other.
+        foreach (string secret in new[] { User, Password }.OrderByDescending(x => x.Length))
+        {
+            if (secret.Length > 0 && secret is not (AnonymousUser or AnonymousPassword))
+            {
+                serverText = serverText.Replace(secret, "***", StringComparison.OrdinalIgnoreCase);
+            }
+        }
+
+        return serverText;
+    }
+
+    private const string AnonymousUser = "anonymous";
+    private const string AnonymousPassword = "urldisk@";
+
     public static IReadOnlyCollection<string> OptionNames { get; } =
         ["url", "username", "password-file", "tls", "sslverify", "cafile", "timeout", "connections", "retries", "readahead"];
 
@@ -73,8 +95,8 @@ internal sealed record FtpSettings
             throw new OptionException($"{driver}: the path in '{display}' contains a line break");
         }
 
-        string user = "anonymous";
-        string password = "urldisk@";
+        string user = AnonymousUser;
+        string password = AnonymousPassword;
         if (uri.UserInfo.Length > 0)
         {
             int colon = uri.UserInfo.IndexOf(':', StringComparison.Ordinal);
