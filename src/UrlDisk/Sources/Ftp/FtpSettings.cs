@@ -67,7 +67,8 @@ internal sealed record FtpSettings
         string url = node.GetRequiredString(driver, "url");
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != "ftp" && uri.Scheme != "ftps"))
         {
-            throw new OptionException($"{driver}: '{Redact.Url(url)}' is not an FTP URL; use ftp://[user[:password]@]host[:port]/path or ftps://…");
+            // No "scheme://…@" in the hint: message redaction would take it for credentials.
+            throw new OptionException($"{driver}: '{Redact.Url(url)}' is not an FTP URL; use ftp://host[:port]/path or ftps://host[:port]/path (a user and password go before the host as user:password@)");
         }
 
         if (uri.Scheme != driver)
@@ -95,6 +96,16 @@ internal sealed record FtpSettings
             throw new OptionException($"{driver}: the path in '{display}' contains a line break");
         }
 
+        if (path.Contains('\0'))
+        {
+            throw new OptionException($"{driver}: the path in '{display}' contains a NUL character (%00), which no FTP path can hold");
+        }
+
+        if (uri.Port == 0)
+        {
+            throw new OptionException($"{driver}: port 0 in '{display}' is not allowed; use 1 to 65535 (or none for {(driver == "ftps" ? 990 : 21)})");
+        }
+
         string user = AnonymousUser;
         string password = AnonymousPassword;
         if (uri.UserInfo.Length > 0)
@@ -115,7 +126,7 @@ internal sealed record FtpSettings
             user = u;
         }
 
-        if (node["password-file"] is { } pf)
+        if (node.GetPath("password-file") is { } pf)
         {
             try
             {
@@ -127,9 +138,9 @@ internal sealed record FtpSettings
             }
         }
 
-        if ((user + password).AsSpan().IndexOfAny('\r', '\n') >= 0)
+        if ((user + password).AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)
         {
-            throw new OptionException($"{driver}: the user name or password contains a line break");
+            throw new OptionException($"{driver}: the user name or password contains a line break or NUL character, which FTP cannot send");
         }
 
         FtpTlsMode tls = driver == "ftps" ? FtpTlsMode.Implicit : FtpTlsMode.None;
@@ -147,7 +158,7 @@ internal sealed record FtpSettings
         }
 
         X509Certificate2Collection? ca = null;
-        if (node["cafile"] is { } cafile)
+        if (node.GetPath("cafile") is { } cafile)
         {
             try
             {

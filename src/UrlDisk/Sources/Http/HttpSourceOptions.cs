@@ -87,7 +87,7 @@ public sealed record HttpSourceOptions
             }
         }
 
-        string? caFile = node["cafile"];
+        string? caFile = node.GetPath("cafile");
         if (caFile is not null && !System.IO.File.Exists(caFile))
         {
             throw new OptionException($"{driver}: cafile '{caFile}' does not exist");
@@ -116,7 +116,7 @@ public sealed record HttpSourceOptions
 
     private static string? ReadSecretFile(OptionTree node, string key)
     {
-        string? path = node[key];
+        string? path = node.GetPath(key);
         if (path is null)
         {
             return null;
