@@ -26,6 +26,44 @@ internal static class CliCommon
     public static ValueTask<IBlockDevice> OpenAsync(string spec, bool imageOpts, string? format, OpenContext? context, CancellationToken ct)
         => ImageOpener.OpenAsync(ParseSpec(spec, imageOpts), format, context, ct);
 
+    /// <summary>
+    /// A whole-number flag whose bad values are refused while parsing, naming the flag, the value and the range
+    /// (System.CommandLine's own message names a .NET type instead).
+    /// </summary>
+    public static Option<int> WholeNumber(string name, string alias, string description, int defaultValue, int min, int max, string? allowed = null)
+        => new(name, alias)
+        {
+            Description = description,
+            DefaultValueFactory = _ => defaultValue,
+            CustomParser = r =>
+            {
+                string text = r.Tokens.Count > 0 ? r.Tokens[^1].Value : "";
+                if (int.TryParse(text, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out int n) && n >= min && n <= max)
+                {
+                    return n;
+                }
+
+                r.AddError($"{alias}/{name}: '{text}' is not allowed; use {allowed ?? $"a whole number from {min} to {max}"}");
+                return defaultValue;
+            },
+        };
+
+    /// <summary>A path argument or flag: an empty one is an error that names it, not a .NET "empty string" message.</summary>
+    public static string RequirePath(string? value, string what)
+        => string.IsNullOrEmpty(value) ? throw new OptionException($"{what}: the path is empty; give a file name") : value;
+
+    /// <summary>
+    /// Parse errors (unknown flags, bad numbers, missing arguments) as one line on stderr and exit 1, like every
+    /// other error; the help is one <c>--help</c> away.
+    /// </summary>
+    public static int ReportParseErrors(ParseResult result)
+    {
+        string verb = result.CommandResult.Command is RootCommand ? "" : " " + result.CommandResult.Command.Name;
+        string errors = string.Join("; ", result.Errors.Select(e => OneLine(e.Message).TrimEnd('.')).Distinct());
+        Console.Error.WriteLine($"urldisk: {Redact.Spec(errors)} (see urldisk{verb} --help)");
+        return 1;
+    }
+
     public static string CheckOutputFormat(string? output) => output switch
     {
         "human" or "json" => output,
@@ -49,7 +87,7 @@ internal static class CliCommon
             Console.Error.WriteLine("urldisk: cancelled");
             code = 130;
         }
-        catch (Exception e) when (e is UrlDiskException or IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException or InvalidDataException or TimeoutException or System.Net.Http.HttpRequestException)
+        catch (Exception e) when (e is UrlDiskException or IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException or InvalidDataException or TimeoutException or System.Net.Http.HttpRequestException or System.Net.Sockets.SocketException)
         {
             Console.Error.WriteLine("urldisk: " + Redact.Spec(OneLine(e.Message)));
             code = 1;

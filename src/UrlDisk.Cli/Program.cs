@@ -15,4 +15,10 @@ root.Subcommands.Add(ServeVerb.Create());
 
 // A long termination timeout lets serve finish requests in flight and flush after SIGTERM.
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
-return await root.Parse(args).InvokeAsync(config).ConfigureAwait(false);
+var parsed = root.Parse(args);
+if (parsed.Errors.Count > 0)
+{
+    return CliCommon.ReportParseErrors(parsed);
+}
+
+return await parsed.InvokeAsync(config).ConfigureAwait(false);

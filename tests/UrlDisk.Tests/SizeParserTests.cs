@@ -28,4 +28,20 @@ public class SizeParserTests
     [InlineData("1.3b")]
     [InlineData("99999999999999999999")]
     public void Rejects_bad_sizes(string text) => Assert.False(SizeParser.TryParse(text, out _));
+
+    [Theory]
+    [InlineData("", "is empty")]
+    [InlineData("-1", "is negative")]
+    [InlineData("-18446744073709551616", "is negative")]
+    [InlineData("18446744073709551616", "is too large; the largest size is 9223372036854775807")]
+    [InlineData("8E", "is too large")]
+    [InlineData("1.5", "is not a whole number of bytes; a fraction needs a suffix")]
+    [InlineData("1.3b", "is not a whole number of bytes")]
+    [InlineData("1e30", "is not a size; use a number of bytes")]
+    [InlineData("12x", "is not a size")]
+    public void Errors_say_why_a_size_was_refused(string text, string why)
+    {
+        Assert.False(SizeParser.TryParse(text, out _));
+        Assert.Equal($"option 'size': '{text}' {why}", SizeParser.Error("option 'size'", text)[..($"option 'size': '{text}' ".Length + why.Length)]);
+    }
 }

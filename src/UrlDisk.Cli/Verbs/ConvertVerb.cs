@@ -21,7 +21,7 @@ internal static class ConvertVerb
         var createOptions = new Option<string[]>("-o") { Description = "qcow2 options: cluster_size, compat, compression_type, refcount_bits, extended_l2, lazy_refcounts" };
         var progress = new Option<bool>("--progress", "-p") { Description = "Show progress" };
         var noCreate = new Option<bool>("-n") { Description = "Write into an existing target instead of creating it" };
-        var parallel = new Option<int>("--parallel", "-m") { Description = "Reads in flight (default 8)", DefaultValueFactory = _ => 8 };
+        var parallel = CliCommon.WholeNumber("--parallel", "-m", "Reads in flight (default 8)", 8, 1, 64);
         var sparse = new Option<string>("-S") { Description = "Zero runs of this size or more are not written (0 = write everything); default 4k", DefaultValueFactory = _ => "4k" };
         var cache = new Option<string>("-t") { Description = "Cache mode of the output, as qemu-img: unsafe (default: no flush at the end), writeback, writethrough, directsync, none (flush to disk before finishing)", DefaultValueFactory = _ => "unsafe" };
         var copyOnRead = new Option<bool>("--copy-on-read") { Description = "Write data read from a backing chain into the overlay" };
@@ -50,15 +50,18 @@ internal static class ConvertVerb
             }
 
             int inFlight = r.GetValue(parallel);
-            if (inFlight is < 1 or > 64)
+            string sparseText = r.GetValue(sparse)!;
+            if (!Specs.SizeParser.TryParse(sparseText, out long sparseSize))
             {
-                throw new OptionException($"-m {inFlight}: must be from 1 to 64");
+                throw new OptionException(Specs.SizeParser.Error("-S", sparseText));
             }
 
-            if (!Specs.SizeParser.TryParse(r.GetValue(sparse), out long sparseSize) || (sparseSize != 0 && sparseSize % 512 != 0))
+            if (sparseSize != 0 && sparseSize % 512 != 0)
             {
-                throw new OptionException($"-S {r.GetValue(sparse)}: must be 0 or a multiple of 512 (sizes take k/M suffixes)");
+                throw new OptionException($"-S: '{sparseText}' is not allowed; use 0 or a multiple of 512 (sizes take k/M suffixes)");
             }
+
+            string targetPath = CliCommon.RequirePath(r.GetValue(target), "convert: target");
 
             bool sync = r.GetValue(cache) switch
             {
@@ -80,7 +83,7 @@ internal static class ConvertVerb
             if (qcow2Options is not null)
             {
                 bool compressed = r.GetValue(compress);
-                await using var qcow2 = await Qcow2ConvertTarget.CreateAsync(r.GetValue(target)!, image.Length, qcow2Options, compressed, r.GetValue(noCreate), ct).ConfigureAwait(false);
+                await using var qcow2 = await Qcow2ConvertTarget.CreateAsync(targetPath, image.Length, qcow2Options, compressed, r.GetValue(noCreate), ct).ConfigureAwait(false);
 
                 // Compression works on whole clusters: chunks (cluster-aligned) are not split at zero runs.
                 IBlockDevice from = compressed ? new ClusterAlignedExtents(image, qcow2.Image.ClusterSize) : image;
@@ -89,7 +92,7 @@ internal static class ConvertVerb
             }
             else
             {
-                await using var output = RawFileTarget.Create(r.GetValue(target)!, image.Length, r.GetValue(noCreate), sync);
+                await using var output = RawFileTarget.Create(targetPath, image.Length, r.GetValue(noCreate), sync);
                 await CopyAsync(image, output, output.IsZeroed, sparseSize != 0).ConfigureAwait(false);
                 await output.CommitAsync().ConfigureAwait(false);
             }

@@ -20,7 +20,7 @@ internal static class CreateVerb
         var cmd = new Command("create", "Create a new empty image") { filename, size, format, backing, backingFormat, options, unsafeBacking };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
-            string path = r.GetValue(filename)!;
+            string path = CliCommon.RequirePath(r.GetValue(filename), "create: filename");
             string fmt = r.GetValue(format)!;
             string? sizeText = r.GetValue(size);
             string? backingName = r.GetValue(backing);
@@ -35,7 +35,7 @@ internal static class CreateVerb
             {
                 if (!SizeParser.TryParse(sizeText, out bytes))
                 {
-                    throw new OptionException($"create: '{sizeText}' is not a size; use a number with an optional suffix T, G, M, K/k or b");
+                    throw new OptionException(SizeParser.Error("create: size", sizeText));
                 }
             }
             else if (backingName is not null && !r.GetValue(unsafeBacking))
@@ -58,8 +58,7 @@ internal static class CreateVerb
                     throw new OptionException("create: raw images take no backing file and no -o options");
                 }
 
-                await using var f = new FileStream(path, FileMode.Create, FileAccess.Write);
-                f.SetLength(bytes);
+                CreateRaw(path, bytes);
                 Console.Out.WriteLine($"Formatting '{path}', fmt=raw size={bytes}");
                 return 0;
             }
@@ -85,5 +84,22 @@ internal static class CreateVerb
             return 0;
         }));
         return cmd;
+    }
+
+    /// <summary>A sparse file of <paramref name="bytes"/>; when the file system cannot hold that size, no file is left.</summary>
+    private static void CreateRaw(string path, long bytes)
+    {
+        using var f = new FileStream(path, FileMode.Create, FileAccess.Write);
+        try
+        {
+            f.SetLength(bytes);
+        }
+        catch (Exception e) when (e is ArgumentException or IOException)
+        {
+            f.Dispose();
+            File.Delete(path);
+            string why = e is ArgumentException ? "" : $" ({e.Message})";
+            throw new OptionException($"create: size {bytes} bytes is more than the file system holding '{path}' allows{why}; give a smaller size");
+        }
     }
 }

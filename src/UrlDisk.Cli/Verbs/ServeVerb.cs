@@ -20,12 +20,13 @@ internal static class ServeVerb
         var filename = new Argument<string>("filename") { Description = "Path, URL or json: spec of the image to export" };
         var socket = new Option<string?>("--socket", "-k") { Description = "Listen on this Unix socket instead of TCP" };
         var bind = new Option<string>("--bind", "-b") { Description = "TCP address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
-        var port = new Option<int>("--port", "-p") { Description = "TCP port to listen on (0 picks a free one)", DefaultValueFactory = _ => 10809 };
+        var port = CliCommon.WholeNumber("--port", "-p", "TCP port to listen on (0 picks a free one)", 10809, 0, 65535);
         var exportName = new Option<string>("--export-name", "-x") { Description = "Name of the export (default: empty, the default export)", DefaultValueFactory = _ => "" };
         var description = new Option<string?>("--description", "-D") { Description = "Human-readable description of the export" };
         var readOnly = new Option<bool>("--read-only", "-r") { Description = "Export read-only (remote sources always are)" };
         var copyOnRead = new Option<bool>("--copy-on-read") { Description = "Copy data read from a backing file into the image (qcow2 overlays)" };
-        var shared = new Option<int>("--shared", "-e") { Description = "Clients served at once, as qemu-nbd (0: up to 1024); more than 1 also advertises multi-conn", DefaultValueFactory = _ => 1 };
+        var shared = CliCommon.WholeNumber("--shared", "-e", "Clients served at once, as qemu-nbd (0: up to 1024); more than 1 also advertises multi-conn", 1, 0, int.MaxValue,
+            "0 (up to 1024 at once) or a positive number of clients");
         var persistent = new Option<bool>("--persistent", "-t") { Description = "Keep serving after the last client disconnects" };
         var pidFile = new Option<string?>("--pid-file") { Description = "Write the process id to this file once listening" };
         var format = CliCommon.Format();
@@ -46,14 +47,14 @@ internal static class ServeVerb
                 throw new OptionException("--socket and --bind/--port exclude each other; give one");
             }
 
-            if (tcpPort is < 0 or > 65535)
+            if (socketPath is not null)
             {
-                throw new OptionException($"--port: {tcpPort} is not allowed; use 0..65535");
+                CliCommon.RequirePath(socketPath, "--socket");
             }
 
-            if (sharedCount < 0)
+            if (r.GetValue(pidFile) is { } pid)
             {
-                throw new OptionException($"--shared: {sharedCount} is not allowed; use 0 (no limit) or a positive number");
+                CliCommon.RequirePath(pid, "--pid-file");
             }
 
             if (name.Length > 4096 || name.Contains('\0'))
@@ -173,8 +174,19 @@ internal static class ServeVerb
 
         if (!IPAddress.TryParse(bind, out var address))
         {
-            address = Dns.GetHostAddresses(bind).FirstOrDefault()
-                ?? throw new OptionException($"--bind: '{bind}' is not an IP address or a name that resolves");
+            try
+            {
+                address = bind.Length == 0 ? null : Dns.GetHostAddresses(bind).FirstOrDefault();
+            }
+            catch (SocketException)
+            {
+                address = null;
+            }
+
+            if (address is null)
+            {
+                throw new OptionException($"--bind: '{bind}' is not an IP address or a host name that resolves; use an address such as 127.0.0.1 or ::1");
+            }
         }
 
         listener = new Socket(address.AddressFamily, SocketType.Stream, ProtocolType.Tcp);

@@ -71,8 +71,18 @@ public sealed class FillCache : BlockDevice
         var cache = new FillCache(source, options, file, path);
         if (source.Length is { } known)
         {
-            // A sparse file of the final size: unfilled parts take no disk space.
-            RandomAccess.SetLength(file, known);
+            try
+            {
+                // A sparse file of the final size: unfilled parts take no disk space.
+                RandomAccess.SetLength(file, known);
+            }
+            catch (Exception e) when (e is IOException or ArgumentException or UnauthorizedAccessException)
+            {
+                await cache.DisposeAsync().ConfigureAwait(false);
+                string why = e is ArgumentException ? "larger than its file system allows" : e.Message;
+                throw new SourceException(
+                    $"{source.DisplayName}: the server announced {known} bytes ({source.SizeName}), which the fill cache file in '{dir}' cannot hold: {why}");
+            }
         }
 
         cache._info = cache.MakeInfo();
@@ -163,7 +173,8 @@ public sealed class FillCache : BlockDevice
             long filled = _watermark.Filled;
             if (_length >= 0 && end > _length)
             {
-                throw new RemoteFileChangedException($"{_source.DisplayName}: the transfer sent more than the {_length} bytes announced; the file changed");
+                throw new RemoteFileChangedException(
+                    $"{_source.DisplayName}: the server sent more than the {_length} bytes it announced ({_source.SizeName}), at least {end}; the file changed or its {_source.SizeName} is wrong");
             }
 
             if (end > filled)
@@ -173,7 +184,10 @@ public sealed class FillCache : BlockDevice
                 // A plain pwrite: it lands in the page cache at once, and this loop is the fill's own task,
                 // so blocking it briefly is cheaper than a thread-pool hop per (often 1.4 KB) chunk.
                 RandomAccess.Write(_file, chunk.Span[skip..], position + skip);
-                _watermark.Advance(end);
+
+                // The last byte is released only once the transfer has ended where it was announced to:
+                // a reader of the end must not finish before data past it, or a short transfer, is seen.
+                _watermark.Advance(_length >= 0 ? Math.Min(end, _length - 1) : end);
             }
 
             position = end;
@@ -182,10 +196,12 @@ public sealed class FillCache : BlockDevice
 
         if (_length >= 0 && position != _length)
         {
-            throw new RemoteFileChangedException($"{_source.DisplayName}: the transfer ended at byte {position}, not at the {_length} announced; the file changed");
+            throw new RemoteFileChangedException(
+                $"{_source.DisplayName}: the transfer ended at byte {position}, before the {_length} bytes the server announced ({_source.SizeName}); the file changed or its {_source.SizeName} is wrong");
         }
 
         Volatile.Write(ref _length, position);
+        _watermark.Advance(position);
     }
 
     protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)

@@ -15,6 +15,9 @@ public interface ISequentialSource : IAsyncDisposable
     /// <summary>The size when the server announced it before the data (tsize, Content-Length); null when unknown.</summary>
     long? Length { get; }
 
+    /// <summary>What announced <see cref="Length"/>, for messages ("tsize", "SIZE", "Content-Length").</summary>
+    string SizeName => "size";
+
     /// <summary>Facts for <c>info</c> (protocol, url, negotiated options …).</summary>
     IReadOnlyDictionary<string, object?> Details { get; }
 

@@ -42,6 +42,12 @@ public sealed class OptionTree
             }
             else
             {
+                // No path, URL, name or number holds a NUL; refused here, it reaches no file or server API.
+                if (value.Contains('\0'))
+                {
+                    throw new OptionException($"option '{_path}{key}': the value contains a NUL character (\\u0000), which no option allows");
+                }
+
                 _values[key] = value;
             }
         }
@@ -122,7 +128,7 @@ public sealed class OptionTree
 
         if (!SizeParser.TryParse(v, out long size))
         {
-            throw new OptionException($"option '{_path}{key}': '{v}' is not a size; use a number with an optional suffix T, G, M, K/k or b (bytes), such as 256k");
+            throw new OptionException(SizeParser.Error($"option '{_path}{key}'", v));
         }
 
         return size;
@@ -144,6 +150,7 @@ public sealed class OptionTree
         return n;
     }
 
+    /// <summary>Seconds from 0.001 (a millisecond: timers are no finer) to <paramref name="max"/>.</summary>
     public double GetSeconds(string key, double defaultValue, double max)
     {
         var v = this[key];
@@ -152,11 +159,23 @@ public sealed class OptionTree
             return defaultValue;
         }
 
-        if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) || !(s > 0) || s > max)
+        if (!double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double s) || !(s >= 0.001) || s > max)
         {
-            throw new OptionException($"option '{_path}{key}': '{v}' must be a number of seconds greater than 0 and at most {max}");
+            throw new OptionException($"option '{_path}{key}': '{v}' must be a number of seconds from 0.001 to {max}");
         }
 
         return s;
+    }
+
+    /// <summary>A file path option: null when absent; an empty value is an error rather than "no file".</summary>
+    public string? GetPath(string key)
+    {
+        var v = this[key];
+        if (v is { Length: 0 })
+        {
+            throw new OptionException($"option '{_path}{key}' is empty; give the path of a file");
+        }
+
+        return v;
     }
 }

@@ -69,6 +69,43 @@ public static class SizeParser
         return false;
     }
 
+    /// <summary>
+    /// The error for a <paramref name="text"/> that <see cref="TryParse"/> refused, naming <paramref name="what"/>, the
+    /// value and what is allowed: <c>option 'size': '9E' is too large; the largest size is 9223372036854775807 bytes</c>.
+    /// </summary>
+    public static string Error(string what, string text) => $"{what}: '{text}' {Why(text.AsSpan().Trim())}";
+
+    private static string Why(ReadOnlySpan<char> text)
+    {
+        const string Form = "use a number of bytes with an optional suffix T, G, M, K/k or b (bytes), such as 256k";
+        if (text.IsEmpty)
+        {
+            return "is empty; " + Form;
+        }
+
+        if (text[0] == '-' && text.Length > 1 && (char.IsAsciiDigit(text[1]) || text[1] == '.'))
+        {
+            return "is negative; sizes are 0 or more";
+        }
+
+        var number = char.IsAsciiDigit(text[^1]) || text[^1] == '.' ? text : text[..^1];
+        bool hasSuffix = number.Length < text.Length;
+        if (number.IsEmpty || number.ContainsAnyExcept("0123456789.") || number.Count('.') > 1
+            || (hasSuffix && "bBkKmMgGtTpPeE".IndexOf(text[^1]) < 0))
+        {
+            return "is not a size; " + Form;
+        }
+
+        if (number.Contains('.') && !hasSuffix)
+        {
+            return "is not a whole number of bytes; a fraction needs a suffix, as in 1.5G";
+        }
+
+        return decimal.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out decimal d) && d <= long.MaxValue && number.Contains('.')
+            ? "is not a whole number of bytes"
+            : $"is too large; the largest size is {long.MaxValue} bytes (8E - 1)";
+    }
+
     /// <summary>Human form as qemu-img prints it ("1 GiB", "512 MiB", "1.5 KiB").</summary>
     public static string Format(long bytes)
     {

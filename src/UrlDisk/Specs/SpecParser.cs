@@ -64,7 +64,10 @@ public static class SpecParser
         }
         catch (JsonException e)
         {
-            throw new OptionException($"could not parse the JSON options: {e.Message}");
+            // The parser's own text is about its internals (tokens, isFinalBlock); say where, and what is expected.
+            long at = (e.BytePositionInLine ?? 0) + 1;
+            throw new OptionException(
+                $"could not parse the JSON options: invalid JSON at character {at} after 'json:'; write one object such as json:{{\"file.driver\":\"http\",\"file.url\":\"http://host/disk.img\"}}");
         }
 
         using (doc)

@@ -4,9 +4,25 @@ using System.Text;
 
 namespace UrlDisk.IntegrationTests.Ftp;
 
+/// <summary>Where a <see cref="FaultyFtpServer"/> repeats the user name and password it was sent.</summary>
+public enum FtpEcho
+{
+    None,
+
+    /// <summary>PASS is refused with a 530 that quotes both.</summary>
+    InRefusedLogin,
+
+    /// <summary>The login succeeds; SIZE then fails with a 550 that quotes both.</summary>
+    InLaterReply,
+
+    /// <summary>The login succeeds; SIZE is answered with a malformed line that quotes the password.</summary>
+    InMalformedReply,
+}
+
 /// <summary>
-/// A minimal in-process FTP server for the one fault real servers do not produce on demand: the first
-/// <see cref="FailingRetrs"/> RETRs send part of the data, close the data connection and answer 426.
+/// A minimal in-process FTP server for faults real servers do not produce on demand: the first
+/// <see cref="FailingRetrs"/> RETRs send part of the data, close the data connection and answer 426; a stalled
+/// RETR; missing REST/SIZE; endless preliminary (1xx) replies; replies that echo the credentials.
 /// </summary>
 internal sealed class FaultyFtpServer : IAsyncDisposable
 {
@@ -18,8 +34,11 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
     private int _sessions;
     private int _pasv;
 
-    public FaultyFtpServer(byte[] file, int failingRetrs, bool epsv = true, bool stall = false, bool rest = true, bool size = true)
+    public FaultyFtpServer(byte[] file, int failingRetrs, bool epsv = true, bool stall = false, bool rest = true, bool size = true,
+        string? endlessPreliminaryAfter = null, FtpEcho echo = FtpEcho.None)
     {
+        EndlessPreliminaryAfter = endlessPreliminaryAfter;
+        Echo = echo;
         Rest = rest;
         Size = size;
         Stall = stall;
@@ -43,6 +62,14 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
 
     /// <summary>False: SIZE is answered 502.</summary>
     public bool Size { get; }
+
+    /// <summary>
+    /// The command (TYPE, or RETR for the reply after the data) that is answered only with "150 still working",
+    /// every 100 ms, for ever: the conversation moves, the command never completes.
+    /// </summary>
+    public string? EndlessPreliminaryAfter { get; }
+
+    public FtpEcho Echo { get; }
 
     public int Sessions => Volatile.Read(ref _sessions);
     public int PasvCommands => Volatile.Read(ref _pasv);
@@ -74,8 +101,18 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
         var stream = client.GetStream();
         var reader = new StreamReader(stream, Encoding.ASCII);
         async Task Reply(string line) => await stream.WriteAsync(Encoding.ASCII.GetBytes(line + "\r\n"), _stop.Token);
+        async Task EndlessPreliminary()
+        {
+            while (true)
+            {
+                await Reply("150 still working");
+                await Task.Delay(100, _stop.Token);
+            }
+        }
+
         TcpListener? pasv = null;
         long rest = 0;
+        string user = "", password = "";
         try
         {
             await Reply("220 fake");
@@ -84,8 +121,20 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
                 string cmd = line.Split(' ')[0].ToUpperInvariant();
                 switch (cmd)
                 {
-                    case "USER": await Reply("331 password please"); break;
-                    case "PASS": await Reply("230 ok"); break;
+                    case "USER":
+                        user = line.Length > 5 ? line[5..] : "";
+                        await Reply(Echo == FtpEcho.None ? "331 password please" : $"331 Password required for {user}");
+                        break;
+                    case "PASS" when Echo == FtpEcho.InRefusedLogin:
+                        await Reply($"530 Login incorrect: user {user} with password {(line.Length > 5 ? line[5..] : "")}");
+                        break;
+                    case "PASS":
+                        password = line.Length > 5 ? line[5..] : "";
+                        await Reply("230 ok");
+                        break;
+                    case "TYPE" when EndlessPreliminaryAfter == "TYPE": await EndlessPreliminary(); break;
+                    case "SIZE" when Echo == FtpEcho.InLaterReply: await Reply($"550 {user}:{password}: no such file"); break;
+                    case "SIZE" when Echo == FtpEcho.InMalformedReply: await Reply($"what is {password}?"); break;
                     case "FEAT": await Reply(Rest ? "211-Features:\r\n EPSV\r\n SIZE\r\n REST STREAM\r\n211 End" : "211-Features:\r\n EPSV\r\n211 End"); break;
                     case "SIZE" when !Size: await Reply("502 SIZE not implemented"); break;
                     case "REST" when !Rest: await Reply("502 REST not implemented"); break;
@@ -150,6 +199,11 @@ internal sealed class FaultyFtpServer : IAsyncDisposable
                             {
                                 // An orderly close: for a failing RETR the client sees the data end early, then 426.
                                 data.Client.Shutdown(SocketShutdown.Send);
+                            }
+
+                            if (EndlessPreliminaryAfter == "RETR")
+                            {
+                                await EndlessPreliminary();
                             }
 
                             await Reply(broken ? "426 Connection closed; transfer aborted." : "226 done");

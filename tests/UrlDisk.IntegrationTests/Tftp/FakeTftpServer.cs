@@ -5,9 +5,22 @@ using UrlDisk.Sources.Tftp;
 
 namespace UrlDisk.IntegrationTests.Tftp;
 
+/// <summary>Garbage a <see cref="FakeTftpServer"/> sends instead of a real answer.</summary>
+internal enum TftpJunk
+{
+    None,
+
+    /// <summary>Every RRQ is answered with one undecodable datagram, and nothing else.</summary>
+    InsteadOfFirstAnswer,
+
+    /// <summary>The OACK is sent, then only undecodable datagrams and ACKs (a wrong opcode), a few every 50 ms, forever.</summary>
+    InsteadOfData,
+}
+
 /// <summary>
 /// An in-process TFTP server for what tftpd-hpa 5.2 cannot do: windowsize (RFC 7440) with blocks lost inside a
-/// window, and refusing options with error 8. Serves one file; one transfer at a time.
+/// window, refusing options with error 8, a tsize that lies about the file, and junk datagrams. Serves one file;
+/// one transfer at a time.
 /// </summary>
 internal sealed class FakeTftpServer : IAsyncDisposable
 {
@@ -17,9 +30,12 @@ internal sealed class FakeTftpServer : IAsyncDisposable
     private readonly Task _loop;
     private readonly HashSet<int> _lostOnce;
 
-    public FakeTftpServer(byte[] file, bool refuseOptions = false, bool offerTsize = true, IEnumerable<int>? loseBlocksOnce = null)
+    public FakeTftpServer(byte[] file, bool refuseOptions = false, bool offerTsize = true, IEnumerable<int>? loseBlocksOnce = null,
+        string? announcedTsize = null, TftpJunk junk = TftpJunk.None)
     {
         _file = file;
+        AnnouncedTsize = announcedTsize;
+        Junk = junk;
         RefuseOptions = refuseOptions;
         OfferTsize = offerTsize;
         _lostOnce = [.. loseBlocksOnce ?? []];
@@ -29,6 +45,11 @@ internal sealed class FakeTftpServer : IAsyncDisposable
 
     public bool RefuseOptions { get; }
     public bool OfferTsize { get; }
+
+    /// <summary>The tsize sent in the OACK instead of the file's real length (a lying or broken server).</summary>
+    public string? AnnouncedTsize { get; }
+
+    public TftpJunk Junk { get; }
     public int Port => ((IPEndPoint)_listen.LocalEndPoint!).Port;
     public List<Dictionary<string, string>> Requests { get; } = [];
     public int WindowsResent { get; private set; }
@@ -67,6 +88,12 @@ internal sealed class FakeTftpServer : IAsyncDisposable
         using var tid = new Socket(AddressFamily.InterNetwork, SocketType.Dgram, ProtocolType.Udp);
         tid.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         var packet = new byte[70000];
+        if (Junk == TftpJunk.InsteadOfFirstAnswer)
+        {
+            await tid.SendToAsync(new byte[] { 0, 99, 1, 2, 3 }, SocketFlags.None, client, _stop.Token);
+            return;
+        }
+
         if (requested.Count > 0 && RefuseOptions)
         {
             int e = TftpCodec.WriteError(packet, TftpCodec.OptionsRefused, "options not supported here");
@@ -90,7 +117,7 @@ internal sealed class FakeTftpServer : IAsyncDisposable
 
         if (requested.ContainsKey("tsize") && OfferTsize)
         {
-            oack.Add(new("tsize", _file.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+            oack.Add(new("tsize", AnnouncedTsize ?? _file.Length.ToString(System.Globalization.CultureInfo.InvariantCulture)));
         }
 
         int blocks = (_file.Length / blksize) + 1;
@@ -109,6 +136,12 @@ internal sealed class FakeTftpServer : IAsyncDisposable
                     acked = 0;
                 }
             }
+        }
+
+        if (Junk == TftpJunk.InsteadOfData)
+        {
+            await SendJunkUntilStoppedAsync(tid, client);
+            return;
         }
 
         while (acked < blocks)
@@ -145,6 +178,19 @@ internal sealed class FakeTftpServer : IAsyncDisposable
             {
                 WindowsResent++;
             }
+        }
+    }
+
+    /// <summary>Junk, a few datagrams every 50 ms, until the server is disposed: never a block, never silence.</summary>
+    private async Task SendJunkUntilStoppedAsync(Socket tid, IPEndPoint client)
+    {
+        byte[] undecodable = [0, 3, 0];
+        byte[] wrongOpcode = [0, 4, 0, 1];
+        while (true)
+        {
+            await tid.SendToAsync(undecodable, SocketFlags.None, client, _stop.Token);
+            await tid.SendToAsync(wrongOpcode, SocketFlags.None, client, _stop.Token);
+            await Task.Delay(50, _stop.Token);
         }
     }
 

@@ -77,4 +77,29 @@ public class FtpSettingsTests
     [Fact]
     public void Username_option_without_any_password_sends_an_empty_one()
         => Assert.Equal("", Parse("ftp", ("url", "ftp://h/x"), ("username", "bob")).Password);
+
+    [Fact]
+    public void Quoted_replies_lose_the_user_name_and_password_whatever_their_case()
+    {
+        var s = Parse("ftp", ("url", "ftp://Bob:Pa55word@h/x"));
+        Assert.Equal("530 user *** password *** refused (***)", s.WithoutCredentials("530 user bob password PA55WORD refused (Pa55word)"));
+    }
+
+    [Fact]
+    public void Anonymous_defaults_are_no_secret_and_stay_in_quoted_replies()
+    {
+        var s = Parse("ftp", ("url", "ftp://h/x"));
+        Assert.Equal("530 anonymous logins are off", s.WithoutCredentials("530 anonymous logins are off"));
+    }
+
+    [Theory]
+    [InlineData("ftp://h:0/x", "port 0")]
+    [InlineData("ftp://h/a%00b", "NUL")]
+    [InlineData("ftp://h:99999/x", "ftp://host[:port]/path")]
+    public void Bad_urls_name_what_is_wrong(string url, string named)
+    {
+        var e = Assert.Throws<OptionException>(() => Parse("ftp", ("url", url)));
+        Assert.Contains(named, e.Message, StringComparison.Ordinal);
+        Assert.Equal(e.Message, Redact.Spec(e.Message));
+    }
 }

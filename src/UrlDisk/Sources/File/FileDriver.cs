@@ -15,6 +15,11 @@ public sealed class FileDriver : IProtocolDriver
     public ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {
         string name = node.GetRequiredString(Name, "filename");
+        if (name.Length == 0)
+        {
+            throw new OptionException($"file: option '{node.Path}filename' is empty; give the path or file:/// URL of the image");
+        }
+
         string path = ToPath(name);
         return new(FileSource.Open(path, context.Writable));
     }
@@ -27,6 +32,11 @@ public sealed class FileDriver : IProtocolDriver
             if (!Uri.TryCreate(name, UriKind.Absolute, out var uri) || !uri.IsFile)
             {
                 throw new OptionException($"file: '{name}' is not a valid file URL; use file:///absolute/path");
+            }
+
+            if (uri.LocalPath.Contains('\0'))
+            {
+                throw new OptionException($"file: '{name}' names a path with a NUL character (%00), which no path can hold");
             }
 
             return uri.LocalPath;

@@ -96,7 +96,7 @@ internal sealed class FtpControlConnection : IAsyncDisposable
                 conn.Expect(size, "SIZE", 213);
                 if (!FtpReplyParser.TryParseSize(size.Text, out long length))
                 {
-                    throw conn.Fail($"the server's SIZE reply '{size}' is not a number", transient: false);
+                    throw conn.Fail($"the server's SIZE reply '{conn.Said(size)}' is not a number", transient: false);
                 }
 
                 conn.Size = length;
@@ -164,7 +164,7 @@ internal sealed class FtpControlConnection : IAsyncDisposable
                         $"{_settings.DisplayUrl}: the file ended at byte {offset + filled}, before the {offset + destination.Length} expected; it changed on the server");
                 }
 
-                throw Fail($"the transfer stopped after {filled} of {destination.Length} bytes: {final}", transient: true);
+                throw Fail($"the transfer stopped after {filled} of {destination.Length} bytes: {Said(final)}", transient: true);
             }
         }
         catch (Exception e)
@@ -210,7 +210,7 @@ internal sealed class FtpControlConnection : IAsyncDisposable
             if (!final.IsSuccess)
             {
                 // The data connection ended but the server says the transfer did not: a break, not the end of the file.
-                throw Fail($"the transfer stopped after {total} bytes: {final}", transient: true);
+                throw Fail($"the transfer stopped after {total} bytes: {Said(final)}", transient: true);
             }
 
             return total;
@@ -251,6 +251,9 @@ internal sealed class FtpControlConnection : IAsyncDisposable
                 IsUsable = true;
                 Expect(start, "RETR", 150);
             }
+
+            // 150/125 is RETR's answer: the data follows. Preliminary replies after it are not progress.
+            timeout.Progress();
 
             stream = new NetworkStream(socket, ownsSocket: true);
             if (_protectData)
@@ -302,7 +305,7 @@ internal sealed class FtpControlConnection : IAsyncDisposable
             Expect(pasv, "PASV", 227);
             if (!FtpReplyParser.TryParsePasv(pasv.Text, out _, out port))
             {
-                throw Fail($"cannot parse the PASV reply '{pasv}'", transient: false);
+                throw Fail($"cannot parse the PASV reply '{Said(pasv)}'", transient: false);
             }
 
             // The address in PASV is ignored on purpose: servers behind NAT get it wrong, and honouring it would let a
@@ -335,7 +338,7 @@ internal sealed class FtpControlConnection : IAsyncDisposable
         if (user.Code is not (230 or 202))
         {
             // Never echo the command: it carries the password.
-            throw Fail($"login failed: {user}", transient: user.Code is 421 or 450 or 451);
+            throw Fail($"login failed: {Said(user)}", transient: user.Code is 421 or 450 or 451);
         }
     }
 
@@ -372,7 +375,10 @@ internal sealed class FtpControlConnection : IAsyncDisposable
         }
     }
 
-    /// <summary>Reads replies until one that is not preliminary (1xx).</summary>
+    /// <summary>
+    /// Reads replies until one that is not preliminary (1xx). Preliminary replies are not progress: a server that
+    /// keeps saying "still working" gets the same timeout as a silent one.
+    /// </summary>
     private async Task<FtpReply> ReadFinalReplyAsync(ProgressTimeout timeout)
     {
         FtpReply reply;
@@ -385,6 +391,7 @@ internal sealed class FtpControlConnection : IAsyncDisposable
         return reply;
     }
 
+    /// <summary>Reads one reply. Only a final (non-1xx) reply counts as progress; bytes on their way to one do not.</summary>
     private async Task<FtpReply> ReadReplyAsync(ProgressTimeout timeout)
     {
         while (true)
@@ -392,6 +399,11 @@ internal sealed class FtpControlConnection : IAsyncDisposable
             if (_end > _start && FtpReplyParser.TryRead(_buffer.AsSpan(_start, _end - _start), out var reply, out int consumed))
             {
                 _start += consumed;
+                if (!reply.IsPreliminary)
+                {
+                    timeout.Progress();
+                }
+
                 return reply;
             }
 
@@ -414,7 +426,6 @@ internal sealed class FtpControlConnection : IAsyncDisposable
             }
 
             _end += n;
-            timeout.Progress();
         }
     }
 
@@ -422,9 +433,12 @@ internal sealed class FtpControlConnection : IAsyncDisposable
     {
         if (reply.Code != code && !(code == 150 && reply.Code == 125))
         {
-            throw Fail($"{what} failed: {reply}", transient: reply.IsTransientFailure);
+            throw Fail($"{what} failed: {Said(reply)}", transient: reply.IsTransientFailure);
         }
     }
+
+    /// <summary>A reply as quoted in a message: first line, credentials cut out.</summary>
+    private string Said(FtpReply reply) => _settings.WithoutCredentials(reply.ToString());
 
     private SourceException Fail(string message, bool transient)
         => new($"{_settings.DisplayUrl}: {message}") { IsTransient = transient };
@@ -438,7 +452,7 @@ internal sealed class FtpControlConnection : IAsyncDisposable
         OperationCanceledException => e,
         System.Security.Authentication.AuthenticationException => new SourceException(
             $"{settings.DisplayUrl}: TLS handshake failed: {e.Message} (options sslverify, cafile)", e),
-        FormatException => new SourceException($"{settings.DisplayUrl}: {e.Message}", e),
+        FormatException => new SourceException($"{settings.DisplayUrl}: {settings.WithoutCredentials(e.Message)}", e),
         IOException or SocketException or ObjectDisposedException => new SourceException(
             $"{settings.DisplayUrl}: {what}: {e.Message}", e)
         { IsTransient = true },

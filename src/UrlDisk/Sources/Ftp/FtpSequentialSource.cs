@@ -15,6 +15,7 @@ internal sealed class FtpSequentialSource(FtpSettings settings, FtpConnectionPoo
     public string Protocol => settings.Scheme;
     public string DisplayName => settings.DisplayUrl;
     public long? Length => length;
+    public string SizeName => "SIZE";
     public IReadOnlyDictionary<string, object?> Details => details;
 
     public async Task CopyToAsync(Func<ReadOnlyMemory<byte>, CancellationToken, ValueTask> sink, CancellationToken cancellationToken)

@@ -37,6 +37,28 @@ internal sealed record FtpSettings
     /// <summary>The URL without credentials, for messages.</summary>
     public required string DisplayUrl { get; init; }
 
+    /// <summary>
+    /// <paramref name="serverText"/> (a reply quoted in a message) with the user name and password replaced by ***:
+    /// servers echo them ("530 Login incorrect for bob"), and they must never reach a message. The anonymous
+    /// defaults are no secret and stay.
+    /// </summary>
+    public string WithoutCredentials(string serverText)
+    {
+        // The longer first, in case one holds the other.
+        foreach (string secret in new[] { User, Password }.OrderByDescending(x => x.Length))
+        {
+            if (secret.Length > 0 && secret is not (AnonymousUser or AnonymousPassword))
+            {
+                serverText = serverText.Replace(secret, "***", StringComparison.OrdinalIgnoreCase);
+            }
+        }
+
+        return serverText;
+    }
+
+    private const string AnonymousUser = "anonymous";
+    private const string AnonymousPassword = "urldisk@";
+
     public static IReadOnlyCollection<string> OptionNames { get; } =
         ["url", "username", "password-file", "tls", "sslverify", "cafile", "timeout", "connections", "retries", "readahead"];
 
@@ -45,7 +67,8 @@ internal sealed record FtpSettings
         string url = node.GetRequiredString(driver, "url");
         if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || (uri.Scheme != "ftp" && uri.Scheme != "ftps"))
         {
-            throw new OptionException($"{driver}: '{Redact.Url(url)}' is not an FTP URL; use ftp://[user[:password]@]host[:port]/path or ftps://…");
+            // No "scheme://…@" in the hint: message redaction would take it for credentials.
+            throw new OptionException($"{driver}: '{Redact.Url(url)}' is not an FTP URL; use ftp://host[:port]/path or ftps://host[:port]/path (a user and password go before the host as user:password@)");
         }
 
         if (uri.Scheme != driver)
@@ -73,8 +96,18 @@ internal sealed record FtpSettings
             throw new OptionException($"{driver}: the path in '{display}' contains a line break");
         }
 
-        string user = "anonymous";
-        string password = "urldisk@";
+        if (path.Contains('\0'))
+        {
+            throw new OptionException($"{driver}: the path in '{display}' contains a NUL character (%00), which no FTP path can hold");
+        }
+
+        if (uri.Port == 0)
+        {
+            throw new OptionException($"{driver}: port 0 in '{display}' is not allowed; use 1 to 65535 (or none for {(driver == "ftps" ? 990 : 21)})");
+        }
+
+        string user = AnonymousUser;
+        string password = AnonymousPassword;
         if (uri.UserInfo.Length > 0)
         {
             int colon = uri.UserInfo.IndexOf(':', StringComparison.Ordinal);
@@ -93,7 +126,7 @@ internal sealed record FtpSettings
             user = u;
         }
 
-        if (node["password-file"] is { } pf)
+        if (node.GetPath("password-file") is { } pf)
         {
             try
             {
@@ -105,9 +138,9 @@ internal sealed record FtpSettings
             }
         }
 
-        if ((user + password).AsSpan().IndexOfAny('\r', '\n') >= 0)
+        if ((user + password).AsSpan().IndexOfAny('\r', '\n', '\0') >= 0)
         {
-            throw new OptionException($"{driver}: the user name or password contains a line break");
+            throw new OptionException($"{driver}: the user name or password contains a line break or NUL character, which FTP cannot send");
         }
 
         FtpTlsMode tls = driver == "ftps" ? FtpTlsMode.Implicit : FtpTlsMode.None;
@@ -125,7 +158,7 @@ internal sealed record FtpSettings
         }
 
         X509Certificate2Collection? ca = null;
-        if (node["cafile"] is { } cafile)
+        if (node.GetPath("cafile") is { } cafile)
         {
             try
             {

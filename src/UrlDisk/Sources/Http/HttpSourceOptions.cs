@@ -116,7 +116,7 @@ public sealed record HttpSourceOptions
     /// <summary>Loads <c>cafile</c> now, so a missing file, or one that holds no certificate (empty, a key), is an option error.</summary>
     private static X509Certificate2Collection? ReadCaFile(string driver, OptionTree node)
     {
-        string? path = node["cafile"];
+        string? path = node.GetPath("cafile");
         if (path is null)
         {
             return null;
@@ -147,7 +147,7 @@ public sealed record HttpSourceOptions
 
     private static string? ReadSecretFile(OptionTree node, string key)
     {
-        string? path = node[key];
+        string? path = node.GetPath(key);
         if (path is null)
         {
             return null;

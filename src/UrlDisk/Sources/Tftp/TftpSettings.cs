@@ -51,10 +51,15 @@ internal sealed record TftpSettings
             throw new OptionException($"tftp: '{display}' names no file; give the path of the image after the host");
         }
 
+        if (uri.Port == 0)
+        {
+            throw new OptionException($"tftp: port 0 in '{display}' is not allowed; use 1 to 65535 (or none for 69)");
+        }
+
         string name = Uri.UnescapeDataString(uri.AbsolutePath[1..]);
         if (name.Contains('\0'))
         {
-            throw new OptionException($"tftp: the path in '{display}' contains a NUL byte");
+            throw new OptionException($"tftp: the path in '{display}' contains a NUL character (%00), which no TFTP file name can hold");
         }
 
         return new TftpSettings

@@ -25,6 +25,7 @@ internal sealed class TftpSource : ISequentialSource
     public string Protocol => "tftp";
     public string DisplayName => _settings.DisplayUrl;
     public long? Length { get; private set; }
+    public string SizeName => "tsize";
     public IReadOnlyDictionary<string, object?> Details { get; private set; } = new Dictionary<string, object?>();
 
     public static async Task<TftpSource> OpenAsync(TftpSettings settings, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Net;
 using System.Net.Sockets;
@@ -96,38 +97,38 @@ internal sealed class TftpTransfer : IDisposable
         {
             UrlDiskMetrics.Requests.Add(1, s_tag);
             await _socket.SendToAsync(rrq.AsMemory(0, rrqLength), SocketFlags.None, server, cancellationToken).ConfigureAwait(false);
-            var received = await ReceiveAsync(WaitFor(attempt), cancellationToken).ConfigureAwait(false);
-            if (received is not { } r)
+
+            // Only an answer ends the wait: junk is dropped and the wait goes on to its deadline, so a server (or
+            // anyone) sending garbage cannot make us send requests faster, nor wait for ever.
+            long deadline = Deadline(attempt);
+            while (await ReceiveAsync(deadline, cancellationToken).ConfigureAwait(false) is { } r)
             {
-                if (attempt >= _settings.Retries)
+                // The server answers from a new port (its transfer ID); only its address must match.
+                if (!r.From.Address.Equals(server.Address))
                 {
-                    throw new SourceException($"{_settings.DisplayUrl}: no answer from the server after {attempt + 1} read requests") { IsTransient = true };
+                    continue;
                 }
 
-                UrlDiskMetrics.Retries.Add(1, s_tag);
-                continue;
+                switch (HandleFirstAnswer(r.Length, withOptions))
+                {
+                    case FirstAnswer.OptionAck:
+                        _peer = r.From;
+                        await SendAckAsync(0, cancellationToken).ConfigureAwait(false);
+                        return true;
+                    case FirstAnswer.Data:
+                        _peer = r.From;
+                        return true;
+                    case FirstAnswer.OptionsRefused:
+                        return false;
+                }
             }
 
-            // The server answers from a new port (its transfer ID); only its address must match.
-            if (!r.From.Address.Equals(server.Address))
+            if (attempt >= _settings.Retries)
             {
-                continue;
+                throw new SourceException($"{_settings.DisplayUrl}: no answer from the server after {attempt + 1} read requests (options timeout, retries)") { IsTransient = true };
             }
 
-            switch (HandleFirstAnswer(r.Length, withOptions))
-            {
-                case FirstAnswer.OptionAck:
-                    _peer = r.From;
-                    await SendAckAsync(0, cancellationToken).ConfigureAwait(false);
-                    return true;
-                case FirstAnswer.Data:
-                    _peer = r.From;
-                    return true;
-                case FirstAnswer.OptionsRefused:
-                    return false;
-                default:
-                    continue;
-            }
+            UrlDiskMetrics.Retries.Add(1, s_tag);
         }
     }
 
@@ -187,6 +188,9 @@ internal sealed class TftpTransfer : IDisposable
                 case "tsize" when ok:
                     TransferSize = n;
                     break;
+                case "tsize":
+                    throw new SourceException(
+                        $"{_settings.DisplayUrl}: the server announced tsize={value}, which is not a size in bytes (a whole number from 0 to {long.MaxValue})");
                 case "timeout" when ok:
                     break;
                 default:
@@ -222,20 +226,23 @@ internal sealed class TftpTransfer : IDisposable
             expected = 2;
         }
 
+        // Only the next block in order moves the deadline: duplicates and junk do not keep a transfer alive.
+        long deadline = Deadline(0);
         while (true)
         {
-            var received = await ReceiveAsync(WaitFor(silentWaits), cancellationToken).ConfigureAwait(false);
+            var received = await ReceiveAsync(deadline, cancellationToken).ConfigureAwait(false);
             if (received is not { } r)
             {
                 if (++silentWaits > _settings.Retries)
                 {
-                    throw new SourceException($"{_settings.DisplayUrl}: no data from the server for {silentWaits} waits (option timeout, retries)") { IsTransient = true };
+                    throw new SourceException($"{_settings.DisplayUrl}: no data from the server for {silentWaits} waits (options timeout, retries)") { IsTransient = true };
                 }
 
                 // Tell the server where we are; it sends again from the block after.
                 UrlDiskMetrics.Retries.Add(1, s_tag);
                 await SendAckAsync((ushort)(expected - 1), cancellationToken).ConfigureAwait(false);
                 sinceAck = 0;
+                deadline = Deadline(silentWaits);
                 continue;
             }
 
@@ -283,6 +290,7 @@ internal sealed class TftpTransfer : IDisposable
             bool last = packet.Data.Length < BlockSize;
             int length = packet.Data.Length;
             silentWaits = 0;
+            deadline = Deadline(0);
             gapReported = false;
             sinceAck++;
             if (last || sinceAck >= WindowSize)
@@ -304,7 +312,9 @@ internal sealed class TftpTransfer : IDisposable
         }
     }
 
-    private TimeSpan WaitFor(int silentWaits) => _settings.Timeout * Math.Min(1 << Math.Min(silentWaits, 10), 8);
+    /// <summary>When the wait after <paramref name="silentWaits"/> silent ones ends: the timeout, doubling up to 8 times it.</summary>
+    private long Deadline(int silentWaits)
+        => Stopwatch.GetTimestamp() + (long)((_settings.Timeout * Math.Min(1 << Math.Min(silentWaits, 10), 8)).TotalSeconds * Stopwatch.Frequency);
 
     private async Task SendAckAsync(ushort block, CancellationToken cancellationToken)
     {
@@ -312,8 +322,15 @@ internal sealed class TftpTransfer : IDisposable
         await _socket.SendToAsync(_send.AsMemory(0, n), SocketFlags.None, _peer, cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task<(int Length, IPEndPoint From)?> ReceiveAsync(TimeSpan wait, CancellationToken cancellationToken)
+    /// <summary>The next datagram, or null when <paramref name="deadline"/> (a <see cref="Stopwatch"/> timestamp) passes first.</summary>
+    private async Task<(int Length, IPEndPoint From)?> ReceiveAsync(long deadline, CancellationToken cancellationToken)
     {
+        var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+        if (wait <= TimeSpan.Zero)
+        {
+            return null;
+        }
+
         // One timer source per transfer, re-armed for each datagram: a new one per packet costs more than the packet.
         if (_wait is null || !_wait.TryReset())
         {
