@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text.Json.Nodes;
 using UrlDisk.Opening;
 using UrlDisk.Sources.File;
 
@@ -314,10 +313,10 @@ public sealed partial class Qcow2Image : BlockDevice
 
         if (Snapshots.Count > 0)
         {
-            var arr = new JsonArray();
+            var list = new List<IReadOnlyDictionary<string, object?>>(Snapshots.Count);
             foreach (var s in Snapshots)
             {
-                arr.Add(new JsonObject
+                list.Add(new Dictionary<string, object?>
                 {
                     ["id"] = s.Id,
                     ["name"] = s.Name,
@@ -328,7 +327,7 @@ public sealed partial class Qcow2Image : BlockDevice
                 });
             }
 
-            d["snapshots"] = arr;
+            d["snapshots"] = list;
         }
 
         return d;
