@@ -31,7 +31,8 @@ url="http://127.0.0.1:$port/disk.raw"
 
 # Build the CLI once (the launcher builds on first use), outside any timing; say which build it is.
 "$repo/urldisk" --version >/dev/null
-build=$(cat "$repo/.build/urldisk/.stamp")
+build=$(cat "$repo/.build/urldisk/.stamp" 2>/dev/null || true)
+[[ -n $build ]] || build="ReadyToRun (JIT)" # launchers before the native build left an empty stamp
 
 out="$here/results/startup.txt"
 python3 - "$runs" "$repo/urldisk" "$tmp" "$url" "$build" <<'PY' | tee "$out"
