@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 8: start-up, as users start the tools (urldisk through the ./urldisk launcher):
-#   (a) `./urldisk --version` against `qemu-img --version`: wall time, CPU time and peak RSS of the process
-#       (each run under GNU time for the peak: the same fork in front of both, its CPU counted in both);
+#   (a) `./urldisk --version` against `qemu-img --version`: wall and CPU time of the process, and in runs of
+#       their own under GNU time, its peak RSS;
 #   (b) `./urldisk serve --socket S IMAGE` against `qemu-nbd -k S IMAGE`: time from exec until S accepts a
 #       connection (polled every 0.2 ms), for a local raw file and for an http URL (local nginx; both
 #       servers send their HEAD before listening), and the server's peak RSS (VmHWM) after that one connection.
@@ -46,16 +46,22 @@ def spawn(argv):
     return os.posix_spawnp(argv[0], argv, os.environ, file_actions=quiet)
 
 def run_once(argv):
-    """Wall seconds, CPU seconds and peak RSS (MiB) of one whole run. The peak comes from GNU time, which forks
-    before exec: a child spawned straight from this script would count this interpreter's pages as its peak."""
-    rss = os.path.join(tmp, "rss")
+    """Wall seconds and CPU seconds of one whole run."""
     t0 = time.perf_counter()
-    pid = spawn(["/usr/bin/time", "-f", "%M", "-o", rss] + argv)
+    pid = spawn(argv)
     _, status, ru = os.wait4(pid, 0)
     wall = time.perf_counter() - t0
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(argv)} failed ({status})")
-    return wall, ru.ru_utime + ru.ru_stime, int(open(rss).read().split()[-1]) / 1024
+    return wall, ru.ru_utime + ru.ru_stime
+
+def rss_once(argv):
+    """Peak RSS (MiB) of one run, from GNU time, which forks before exec: a child spawned straight from this
+    script would start with this interpreter's pages counted in its peak."""
+    rss = os.path.join(tmp, "rss")
+    pid = spawn(["/usr/bin/time", "-f", "%M", "-o", rss] + argv)
+    os.waitpid(pid, 0)
+    return int(open(rss).read().split()[-1]) / 1024
 
 def peak_rss(pid):
     """VmHWM of a running process, MiB (its own address space, since its exec)."""
@@ -117,10 +123,12 @@ def row(what, a, b, scale, unit, fmt="{:.0f}", ratio=True):
     r = f"{statistics.median(a) / statistics.median(b):.2f}x" if ratio else ""
     rows.append((what, f"{med(a, scale, fmt)} {unit}", f"{med(b, scale, fmt)} {unit}", r))
 
-a, b = pair(lambda: run_once([launcher, "--version"]), lambda: run_once(["qemu-img", "--version"]))
+version = [launcher, "--version"], ["qemu-img", "--version"]
+a, b = pair(lambda: run_once(version[0]), lambda: run_once(version[1]))
 row("--version: wall", [x[0] for x in a], [x[0] for x in b], 1000, "ms", "{:.1f}")
-row("--version: cpu", [x[1] for x in a], [x[1] for x in b], 1000, "ms", "{:.0f}")
-row("--version: peak RSS", [x[2] for x in a], [x[2] for x in b], 1, "MiB", "{:.1f}")
+row("--version: cpu", [x[1] for x in a], [x[1] for x in b], 1000, "ms", "{:.1f}")
+a, b = pair(lambda: rss_once(version[0]), lambda: rss_once(version[1]), warmup=1)
+row("--version: peak RSS", a, b, 1, "MiB", "{:.1f}")
 
 for name, ours, theirs in [
     ("file", [image], ["-f", "raw", image]),
