@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need. Add new ones here (one list, so CI and developers agree).
-DEBIAN_PACKAGES="nginx-light qemu-utils qemu-block-extra openssl curl nbdkit libnbd-bin python3-libnbd qemu-system-x86 vsftpd tftpd-hpa tftp-hpa python3 time grub-pc-bin grub-common xorriso mtools busybox-static cpio"
+# clang and zlib1g-dev are the Native AOT toolchain: ./urldisk, and so the tests, run the native binary.
+DEBIAN_PACKAGES="nginx-light qemu-utils qemu-block-extra openssl curl nbdkit libnbd-bin python3-libnbd qemu-system-x86 vsftpd tftpd-hpa tftp-hpa python3 time grub-pc-bin grub-common xorriso mtools busybox-static cpio clang zlib1g-dev"
 
 missing_packages() {
     local p missing=()
@@ -54,6 +55,13 @@ export DOTNET_NOLOGO=1
 export DOTNET_SKIP_FIRST_TIME_EXPERIENCE=1
 
 dotnet restore UrlDisk.slnx
+
+# The integration tests run the CLI as users do, through ./urldisk; build it here once, so its build time
+# (and a note if it falls back to the JIT build) shows in the log rather than inside the first test.
+echo "test.sh: building the urldisk CLI with ./urldisk"
+start=$SECONDS
+./urldisk --version
+echo "test.sh: ./urldisk ready after $((SECONDS - start)) s"
 
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

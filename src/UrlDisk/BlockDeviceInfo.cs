@@ -23,7 +23,11 @@ public sealed record BlockDeviceInfo
     /// <summary>I/O size that works best.</summary>
     public int PreferredBlockSize { get; init; } = 4096;
 
-    /// <summary>Extra facts to show in <c>info</c> (protocol, final URL, validators, …). Keys are stable, lower-case with dashes.</summary>
+    /// <summary>
+    /// Extra facts to show in <c>info</c> (protocol, final URL, validators, …). Keys are stable, lower-case with dashes.
+    /// Values are null, string, bool, an integer (int, uint, long, ulong), a nested dictionary of the same, or a list of such dictionaries
+    /// (qcow2 snapshots): a closed set, so front ends print them without reflection.
+    /// </summary>
     public IReadOnlyDictionary<string, object?> Details { get; init; } = new Dictionary<string, object?>();
 
     /// <summary>The device this one reads from, if any (format → protocol, layer → inner).</summary>

@@ -44,7 +44,7 @@ internal static class DemoVerb
 
         await using var server = await DemoServer.StartAsync(www, ct).ConfigureAwait(false);
         string url = new Uri(server.BaseUrl, "disk.img").ToString();
-        Say($"Serving it at {url} from an HTTP server inside this process (Kestrel, 127.0.0.1 only).");
+        Say($"Serving it at {url} from an HTTP server inside this process (127.0.0.1 only).");
 
         int failures = 0;
         failures += await RunCliAsync(["info", url], ct).ConfigureAwait(false);
@@ -158,12 +158,17 @@ internal static class DemoVerb
     private static bool OnPath(string tool)
         => (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':', StringSplitOptions.RemoveEmptyEntries).Any(d => File.Exists(Path.Combine(d, tool)));
 
+    /// <summary>
+    /// This program again: the native binary, the .NET tool's shim or an apphost run themselves; under the
+    /// <c>dotnet</c> host the CLI's dll (next to this code) is the first argument.
+    /// </summary>
     private static ProcessStartInfo SelfStartInfo(string[] args)
     {
-        var psi = new ProcessStartInfo(Environment.ProcessPath ?? "dotnet") { UseShellExecute = false };
-        if (!Path.GetFileNameWithoutExtension(Environment.ProcessPath ?? "").Equals("UrlDisk.Cli", StringComparison.Ordinal))
+        string self = Environment.ProcessPath ?? "dotnet";
+        var psi = new ProcessStartInfo(self) { UseShellExecute = false };
+        if (Path.GetFileNameWithoutExtension(self).Equals("dotnet", StringComparison.Ordinal))
         {
-            psi.ArgumentList.Add(typeof(DemoVerb).Assembly.Location);
+            psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll"));
         }
 
         foreach (var a in args)

@@ -114,18 +114,26 @@ internal static class InfoVerb
         var o = new JsonObject();
         foreach (var (k, v) in details)
         {
-            o[k] = v switch
-            {
-                null => null,
-                string text => Redact.Spec(text), // a last guard: no credentials in output, whatever a driver reports
-                IReadOnlyDictionary<string, object?> d => ToJson(d),
-                JsonNode n => n.DeepClone(),
-                _ => JsonSerializer.SerializeToNode(v),
-            };
+            o[k] = ToJson(v);
         }
 
         return o;
     }
+
+    /// <summary>The closed set of value types <see cref="BlockDeviceInfo.Details"/> holds, mapped without reflection.</summary>
+    private static JsonNode? ToJson(object? value) => value switch
+    {
+        null => null,
+        string text => Redact.Spec(text), // a last guard: no credentials in output, whatever a driver reports
+        bool b => b,
+        int i => i,
+        uint u => u,
+        long l => l,
+        ulong ul => ul,
+        IReadOnlyDictionary<string, object?> d => ToJson(d),
+        IEnumerable<IReadOnlyDictionary<string, object?>> list => new JsonArray([.. list.Select(d => (JsonNode)ToJson(d))]),
+        _ => throw new InvalidOperationException($"info: a detail of type {value.GetType().Name} has no JSON form"),
+    };
 
     private static void PrintHuman(JsonObject o, TextWriter w)
     {

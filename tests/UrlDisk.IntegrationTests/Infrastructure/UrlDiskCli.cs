@@ -1,24 +1,55 @@
 namespace UrlDisk.IntegrationTests.Infrastructure;
 
-/// <summary>Runs the real <c>urldisk</c> command (UrlDisk.Cli.dll copied next to the tests) as a child process.</summary>
+/// <summary>
+/// Runs the real <c>urldisk</c> command the way users run it: through the repository's <c>./urldisk</c> launcher,
+/// which runs the native binary (or, without clang and zlib1g-dev, the JIT build, with a note). The first use
+/// in a test run builds it once, outside any test's time limit; every later call finds it up to date.
+/// </summary>
 public static class UrlDiskCli
 {
-    public static string DllPath { get; } = Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll");
+    private static readonly TimeSpan BuildTimeout = TimeSpan.FromMinutes(20);
+    private static readonly Lazy<Task<string>> Built = new(BuildAsync);
 
-    /// <summary>The dotnet host the tests run under (the SDK sets DOTNET_HOST_PATH), so the CLI runs on the same runtime.</summary>
-    public static string DotnetHost { get; } = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host)
-        ? host
-        : "dotnet";
+    /// <summary>The launcher, once the CLI is built (blocks on the first call).</summary>
+    public static string Launcher => Built.Value.GetAwaiter().GetResult();
+
+    /// <summary>The launcher, once the CLI is built.</summary>
+    public static Task<string> LauncherAsync() => Built.Value;
 
     public static Task<ProcessResult> RunAsync(params string[] args) => RunAsync(args, null);
 
-    public static Task<ProcessResult> RunAsync(IEnumerable<string> args, TimeSpan? timeout = null, IReadOnlyDictionary<string, string?>? environment = null, string? workingDirectory = null)
+    public static async Task<ProcessResult> RunAsync(IEnumerable<string> args, TimeSpan? timeout = null, IReadOnlyDictionary<string, string?>? environment = null, string? workingDirectory = null)
+        => await ProcessRunner.RunAsync(await LauncherAsync(), args, timeout, TestEnvironment.With(environment), workingDirectory);
+
+    private static async Task<string> BuildAsync()
     {
-        if (!File.Exists(DllPath))
+        string launcher = Path.Combine(RepositoryRoot(), "urldisk");
+        var build = await ProcessRunner.RunAsync(launcher, ["--version"], BuildTimeout, TestEnvironment.NoProxy);
+        if (build.ExitCode != 0)
         {
-            throw new InvalidOperationException($"{DllPath} is missing: the integration test project must reference src/UrlDisk.Cli");
+            throw new InvalidOperationException($"./urldisk could not build the CLI: {build}");
         }
 
-        return ProcessRunner.RunAsync(DotnetHost, [DllPath, .. args], timeout, TestEnvironment.With(environment), workingDirectory);
+        if (build.Stderr.Length > 0)
+        {
+            // The build's own notes (a JIT fallback says why): shown once, in the test log.
+            Console.Error.WriteLine(build.Stderr.TrimEnd());
+        }
+
+        return launcher;
+    }
+
+    /// <summary>The checkout these tests were built from: the folder above the test binaries that holds the launcher.</summary>
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "urldisk")) && File.Exists(Path.Combine(dir.FullName, "UrlDisk.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException($"no urldisk launcher above {AppContext.BaseDirectory}: the tests run from a checkout of the repository");
     }
 }

@@ -100,7 +100,7 @@ internal static class NbdTool
     }
 }
 
-/// <summary><c>urldisk serve</c> as a child process (the CLI from this test's output directory).</summary>
+/// <summary><c>urldisk serve</c> as a child process, started as users start it (the <c>./urldisk</c> launcher).</summary>
 internal sealed class ServeProcess : IAsyncDisposable
 {
     private readonly Process _process;
@@ -131,7 +131,7 @@ internal sealed class ServeProcess : IAsyncDisposable
 
     public static async Task<ServeProcess> StartAsync(params string[] args)
     {
-        var psi = new ProcessStartInfo(Infrastructure.UrlDiskCli.DotnetHost)
+        var psi = new ProcessStartInfo(await Infrastructure.UrlDiskCli.LauncherAsync())
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -142,7 +142,6 @@ internal sealed class ServeProcess : IAsyncDisposable
             psi.Environment[k] = v;
         }
 
-        psi.ArgumentList.Add(Infrastructure.UrlDiskCli.DllPath);
         psi.ArgumentList.Add("serve");
         foreach (var a in args)
         {

@@ -183,19 +183,19 @@ public class ServeNbdInfoTests
         using var dir = new NbdTempDir();
         string image = dir.File("disk.raw");
         NbdTool.CreateSparseFile(image, MiB);
-        string cli = Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll");
+        string cli = await Infrastructure.UrlDiskCli.LauncherAsync();
 
-        var both = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("s"), "--bind", "127.0.0.1", image]);
+        var both = await NbdTool.RunAsync(cli, ["serve", "--socket", dir.File("s"), "--bind", "127.0.0.1", image]);
         Assert.Equal(1, both.ExitCode);
         Assert.Contains("--socket and --bind/--port", both.Stderr);
 
         File.WriteAllText(dir.File("taken"), "not a socket");
-        var taken = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("taken"), image]);
+        var taken = await NbdTool.RunAsync(cli, ["serve", "--socket", dir.File("taken"), image]);
         Assert.Equal(1, taken.ExitCode);
         Assert.Contains("already exists", taken.Stderr);
         Assert.Equal("not a socket", File.ReadAllText(dir.File("taken")));
 
-        var shared = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("s2"), "--shared", "-1", image]);
+        var shared = await NbdTool.RunAsync(cli, ["serve", "--socket", dir.File("s2"), "--shared", "-1", image]);
         Assert.Equal(1, shared.ExitCode);
         Assert.Contains("--shared", shared.Stderr);
         Assert.Empty(shared.Stdout);

@@ -5,10 +5,8 @@ namespace UrlDisk.IntegrationTests.Qcow2;
 /// <summary>The create/check/compare/map/info verbs against qemu-img's answers on the same images.</summary>
 public class Qcow2CliTests
 {
-    private static readonly string Cli = Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll");
-
     private static (int Exit, string Output) Urldisk(QemuTools q, params string[] args)
-        => q.RunWithExit("dotnet", [Cli, .. args], [0, 1, 2, 3, 63]);
+        => q.RunWithExit(Infrastructure.UrlDiskCli.Launcher, args, [0, 1, 2, 3, 63]);
 
     [Fact]
     public void Create_with_backing_url_and_options_makes_an_image_qemu_accepts()

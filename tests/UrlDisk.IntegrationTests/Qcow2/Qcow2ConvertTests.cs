@@ -4,7 +4,7 @@ namespace UrlDisk.IntegrationTests.Qcow2;
 public class Qcow2ConvertTests
 {
     private static (int Exit, string Output) Urldisk(QemuTools q, params string[] args)
-        => q.RunWithExit("dotnet", [Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll"), .. args], [0, 1]);
+        => q.RunWithExit(Infrastructure.UrlDiskCli.Launcher, args, [0, 1]);
 
     [Theory]
     [InlineData(false, "")]

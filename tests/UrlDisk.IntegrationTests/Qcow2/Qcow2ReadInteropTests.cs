@@ -110,8 +110,8 @@ public class Qcow2ReadInteropTests
         q.Io("-c", "write -P 0xcd 64k 128k", "img.qcow2");
         QemuTools.AssertSameBytes(q.QemuRaw("img.qcow2"), await QemuTools.UrlDiskRawAsync(q.PathOf("img.qcow2")));
         await using var image = await UrlDisk.Opening.ImageOpener.OpenAsync(q.PathOf("img.qcow2"));
-        var snapshots = (System.Text.Json.Nodes.JsonArray)image.Info.Details["snapshots"]!;
-        Assert.Equal(["first", "second"], snapshots.Select(s => (string)s!["name"]!));
+        var snapshots = (IEnumerable<IReadOnlyDictionary<string, object?>>)image.Info.Details["snapshots"]!;
+        Assert.Equal(["first", "second"], snapshots.Select(s => (string)s["name"]!));
     }
 
     [Fact]

@@ -209,7 +209,7 @@ public class Qcow2WriteInteropTests
     {
         using var q = new QemuTools();
         q.Img("create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", "-u", "-o", options.Length == 0 ? "cluster_size=65536" : options, "qemu.qcow2", size);
-        var (exit, _) = q.RunWithExit("dotnet", [Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll"), "create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", .. (options.Length == 0 ? Array.Empty<string>() : ["-o", options]), "ours.qcow2", size], [0]);
+        var (exit, _) = q.RunWithExit(Infrastructure.UrlDiskCli.Launcher, ["create", "-f", "qcow2", "-b", "base.raw", "-F", "raw", .. (options.Length == 0 ? Array.Empty<string>() : ["-o", options]), "ours.qcow2", size], [0]);
         Assert.Equal(0, exit);
         var theirs = File.ReadAllBytes(q.PathOf("qemu.qcow2"));
         var ours = File.ReadAllBytes(q.PathOf("ours.qcow2"));

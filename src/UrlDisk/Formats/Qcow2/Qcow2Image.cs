@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using System.Text.Json.Nodes;
 using UrlDisk.Opening;
 using UrlDisk.Sources.File;
 
@@ -330,10 +329,10 @@ public sealed partial class Qcow2Image : BlockDevice
 
         if (Snapshots.Count > 0)
         {
-            var arr = new JsonArray();
+            var list = new List<IReadOnlyDictionary<string, object?>>(Snapshots.Count);
             foreach (var s in Snapshots)
             {
-                arr.Add(new JsonObject
+                list.Add(new Dictionary<string, object?>
                 {
                     ["id"] = s.Id,
                     ["name"] = s.Name,
@@ -344,7 +343,7 @@ public sealed partial class Qcow2Image : BlockDevice
                 });
             }
 
-            d["snapshots"] = arr;
+            d["snapshots"] = list;
         }
 
         return d;
