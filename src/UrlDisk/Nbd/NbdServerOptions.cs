@@ -39,6 +39,9 @@ public sealed record NbdServerOptions
     /// <summary>A client that has not finished the handshake by then is dropped, so it cannot hold a slot forever.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>A connection whose replies make no progress for this long (the client stopped reading) is dropped.</summary>
+    public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
     /// <summary>On shutdown, how long requests in flight may take before their connection is cut.</summary>
     public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(10);
 
