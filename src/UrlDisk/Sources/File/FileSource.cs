@@ -59,7 +59,40 @@ public sealed class FileSource : BlockDevice
         Volatile.Write(ref _length, length);
     }
 
-    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads up to this size are done on the caller's thread. .NET runs every asynchronous file read on Unix as a
+    /// blocking pread on a thread-pool thread, so for a small read (usually from the page cache) the hand-off to that
+    /// thread and back costs more than the read; larger reads keep the hand-off, so callers still overlap them.
+    /// </summary>
+    private const int InlineReadLimit = 256 * 1024;
+
+    protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (buffer.Length > InlineReadLimit)
+        {
+            return ReadPooledAsync(offset, buffer, cancellationToken);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var span = buffer.Span;
+        while (span.Length > 0)
+        {
+            int n = RandomAccess.Read(_handle, span, offset);
+            if (n == 0)
+            {
+                // The file shrank under us: the rest reads as zeros, as a sparse tail would.
+                span.Clear();
+                break;
+            }
+
+            span = span[n..];
+            offset += n;
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask ReadPooledAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (buffer.Length > 0)
         {
