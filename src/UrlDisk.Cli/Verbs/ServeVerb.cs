@@ -150,10 +150,7 @@ internal static class ServeVerb
         if (socketPath is not null)
         {
             string full = Path.GetFullPath(socketPath);
-            if (File.Exists(full))
-            {
-                throw new OptionException($"--socket: '{socketPath}' already exists; remove it or pick another path");
-            }
+            ReplaceStaleSocket(socketPath, full);
 
             listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
@@ -194,6 +191,38 @@ internal static class ServeVerb
         string host = ep.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
         uri = $"nbd://{host}:{ep.Port}/{export}";
         return listener;
+    }
+
+    /// <summary>
+    /// A socket file nobody listens on (left by a serve killed with SIGKILL) is removed, as qemu-nbd does; a socket
+    /// someone listens on, or a path that is anything but a socket, is refused.
+    /// </summary>
+    private static void ReplaceStaleSocket(string given, string full)
+    {
+        if (!File.Exists(full) && !Directory.Exists(full))
+        {
+            return;
+        }
+
+        if (UnixFileType.Of(full) != UnixFileType.Socket)
+        {
+            throw new OptionException($"--socket: '{given}' already exists and is not a socket; remove it or pick another path");
+        }
+
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try
+            {
+                probe.Connect(new UnixDomainSocketEndPoint(full));
+                throw new OptionException($"--socket: '{given}' is in use by another server; stop it or pick another path");
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                // Nobody listens: a leftover.
+            }
+        }
+
+        File.Delete(full);
     }
 
     /// <summary>

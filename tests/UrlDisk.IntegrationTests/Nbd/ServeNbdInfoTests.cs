@@ -178,6 +178,34 @@ public class ServeNbdInfoTests
     }
 
     [Fact]
+    public async Task A_stale_socket_file_is_replaced_but_a_live_socket_is_refused()
+    {
+        using var dir = new NbdTempDir();
+        string image = dir.File("disk.raw");
+        NbdTool.CreateSparseFile(image, MiB, (0, 4096));
+        string path = dir.File("s");
+
+        // A serve killed with SIGKILL leaves its socket file behind, with nobody listening on it.
+        await using (var killed = await ServeProcess.StartAsync("--socket", path, "--read-only", image))
+        {
+            Assert.Equal(137, await killed.StopAsync(9));
+        }
+
+        Assert.True(File.Exists(path));
+        await using var serve = await ServeProcess.StartAsync("--socket", path, "--read-only", "--persistent", image);
+        var info = (await NbdTool.RunAsync("nbdinfo", ["--size", serve.Uri])).EnsureSuccess();
+        Assert.Equal(MiB.ToString(), info.Stdout.Trim());
+
+        // A second serve on the same path must not steal it from the first.
+        string cli = Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll");
+        var second = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", path, image]);
+        Assert.Equal(1, second.ExitCode);
+        Assert.Contains("in use", second.Stderr);
+        (await NbdTool.RunAsync("nbdinfo", ["--size", serve.Uri])).EnsureSuccess();
+        Assert.Equal(0, await serve.StopAsync());
+    }
+
+    [Fact]
     public async Task Bad_options_fail_with_a_clear_message()
     {
         using var dir = new NbdTempDir();
