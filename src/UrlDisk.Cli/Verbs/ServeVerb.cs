@@ -61,20 +61,8 @@ internal static class ServeVerb
                 throw new OptionException("--export-name: at most 4096 bytes, no NUL characters");
             }
 
-            await using var image = await OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), ct).ConfigureAwait(false);
-            var server = new NbdServer(image, new NbdServerOptions
-            {
-                ExportName = name,
-                Description = r.GetValue(description),
-                ReadOnly = r.GetValue(readOnly),
-                MaxConnections = sharedCount,
-                Persistent = r.GetValue(persistent),
-                Log = Console.Error,
-
-                // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.
-                ShutdownGrace = TimeSpan.FromSeconds(5),
-            });
-
+            // Listen first, then open: a client (or a script waiting for the socket) can connect at once, and waits in
+            // the backlog while the image opens (an HTTP source's first round trips); no work is done before listen.
             using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);
             string? pidPath = r.GetValue(pidFile);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -86,6 +74,20 @@ internal static class ServeVerb
                 {
                     await File.WriteAllTextAsync(pidPath, Environment.ProcessId + "\n", CancellationToken.None).ConfigureAwait(false);
                 }
+
+                await using var image = await OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), stop.Token).ConfigureAwait(false);
+                var server = new NbdServer(image, new NbdServerOptions
+                {
+                    ExportName = name,
+                    Description = r.GetValue(description),
+                    ReadOnly = r.GetValue(readOnly),
+                    MaxConnections = sharedCount,
+                    Persistent = r.GetValue(persistent),
+                    Log = Console.Error,
+
+                    // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.
+                    ShutdownGrace = TimeSpan.FromSeconds(5),
+                });
 
                 string mode = server.Writable ? "read-write" : "read-only";
                 Console.Error.WriteLine($"urldisk: serving {InfoVerb.DisplayFilename(spec)} ({mode}, {image.Length} bytes) on {uri}");
