@@ -56,7 +56,9 @@ public sealed class ReadaheadCache : BlockDevice
             return;
         }
 
-        var needed = Acquire(first, last, withReadahead: true);
+        // A large read of blocks already here (prefetched) uses them but starts no readahead window: a bulk reader
+        // that happened to begin on cached blocks would otherwise drag every later read through the cache.
+        var needed = Acquire(first, last, withReadahead: buffer.Length < _bypassThreshold);
         for (int i = 0; i < needed.Length; i++)
         {
             long block = first + i;
