@@ -34,7 +34,7 @@ public sealed record NbdServerOptions
     /// READ/WRITE payload bytes all connections together may hold in flight: each client in transmission gets an even
     /// share (at most <see cref="MaxInFlightBytes"/>); a request larger than its share runs alone.
     /// </summary>
-    public long MaxServerInFlightBytes { get; init; } = 8 << 20;
+    public long MaxServerInFlightBytes { get; init; } = 4 << 20;
 
     /// <summary>Longest option data accepted during the handshake; longer closes the connection.</summary>
     public int MaxOptionLength { get; init; } = 64 * 1024;
