@@ -60,15 +60,15 @@ public sealed class FileSource : BlockDevice
     }
 
     /// <summary>
-    /// Reads up to this size are done on the caller's thread. .NET runs every asynchronous file read on Unix as a
+    /// Reads (and writes) up to this size are done on the caller's thread. .NET runs every asynchronous file read on Unix as a
     /// blocking pread on a thread-pool thread, so for a small read (usually from the page cache) the hand-off to that
     /// thread and back costs more than the read; larger reads keep the hand-off, so callers still overlap them.
     /// </summary>
-    private const int InlineReadLimit = 256 * 1024;
+    private const int InlineLimit = 256 * 1024;
 
     protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
-        if (buffer.Length > InlineReadLimit)
+        if (buffer.Length > InlineLimit)
         {
             return ReadPooledAsync(offset, buffer, cancellationToken);
         }
@@ -120,7 +120,7 @@ public sealed class FileSource : BlockDevice
             throw new ReadOnlyDeviceException("file");
         }
 
-        await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(offset, data, cancellationToken).ConfigureAwait(false);
         long end = offset + data.Length;
         long current;
         while (end > (current = Volatile.Read(ref _length)) && Interlocked.CompareExchange(ref _length, end, current) != current)
@@ -128,9 +128,22 @@ public sealed class FileSource : BlockDevice
         }
     }
 
+    /// <summary>Small writes (a qcow2 cluster, table or refcount update) are done inline, as small reads are.</summary>
+    private ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        if (data.Length > InlineLimit)
+        {
+            return RandomAccess.WriteAsync(_handle, data, offset, cancellationToken);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        RandomAccess.Write(_handle, data.Span, offset);
+        return ValueTask.CompletedTask;
+    }
+
     private async ValueTask WriteAndMaybeFlushAsync(long offset, ReadOnlyMemory<byte> data, WriteOptions options, CancellationToken cancellationToken)
     {
-        await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(offset, data, cancellationToken).ConfigureAwait(false);
         if ((options & WriteOptions.ForceUnitAccess) != 0)
         {
             RandomAccess.FlushToDisk(_handle);
