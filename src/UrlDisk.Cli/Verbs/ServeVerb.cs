@@ -28,11 +28,12 @@ internal static class ServeVerb
         var shared = new Option<int>("--shared", "-e") { Description = "Clients served at once, as qemu-nbd (0: up to 1024); more than 1 also advertises multi-conn", DefaultValueFactory = _ => 1 };
         var persistent = new Option<bool>("--persistent", "-t") { Description = "Keep serving after the last client disconnects" };
         var pidFile = new Option<string?>("--pid-file") { Description = "Write the process id to this file once listening" };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds a client's replies may make no progress (it stopped reading) before it is dropped", DefaultValueFactory = _ => 30 };
         var format = CliCommon.Format();
         var imageOpts = CliCommon.ImageOpts();
         var cmd = new Command("serve", "Export an image over NBD (like qemu-nbd)")
         {
-            filename, socket, bind, port, exportName, description, readOnly, copyOnRead, shared, persistent, pidFile, format, imageOpts,
+            filename, socket, bind, port, exportName, description, readOnly, copyOnRead, shared, persistent, pidFile, timeout, format, imageOpts,
         };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
@@ -54,6 +55,12 @@ internal static class ServeVerb
             if (sharedCount < 0)
             {
                 throw new OptionException($"--shared: {sharedCount} is not allowed; use 0 (no limit) or a positive number");
+            }
+
+            int replyTimeout = r.GetValue(timeout);
+            if (replyTimeout is < 1 or > 10000)
+            {
+                throw new OptionException($"--timeout: {replyTimeout} is not allowed; use 1..10000 seconds");
             }
 
             if (name.Length > 4096 || name.Contains('\0'))
@@ -83,6 +90,7 @@ internal static class ServeVerb
                     ReadOnly = r.GetValue(readOnly),
                     MaxConnections = sharedCount,
                     Persistent = r.GetValue(persistent),
+                    ReplyTimeout = TimeSpan.FromSeconds(replyTimeout),
                     Log = Console.Error,
 
                     // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.

@@ -223,6 +223,10 @@ public class ServeNbdInfoTests
         Assert.Contains("already exists", taken.Stderr);
         Assert.Equal("not a socket", File.ReadAllText(dir.File("taken")));
 
+        var timeout = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("s3"), "--timeout", "0", image]);
+        Assert.Equal(1, timeout.ExitCode);
+        Assert.Contains("--timeout", timeout.Stderr);
+
         var shared = await NbdTool.RunAsync("dotnet", [cli, "serve", "--socket", dir.File("s2"), "--shared", "-1", image]);
         Assert.Equal(1, shared.ExitCode);
         Assert.Contains("--shared", shared.Stderr);
