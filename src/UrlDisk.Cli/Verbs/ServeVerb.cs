@@ -29,11 +29,12 @@ internal static class ServeVerb
             "0 (up to 1024 at once) or a positive number of clients");
         var persistent = new Option<bool>("--persistent", "-t") { Description = "Keep serving after the last client disconnects" };
         var pidFile = new Option<string?>("--pid-file") { Description = "Write the process id to this file once listening" };
+        var timeout = new Option<int>("--timeout") { Description = "Seconds a client's replies may make no progress (it stopped reading) before it is dropped", DefaultValueFactory = _ => 30 };
         var format = CliCommon.Format();
         var imageOpts = CliCommon.ImageOpts();
         var cmd = new Command("serve", "Export an image over NBD (like qemu-nbd)")
         {
-            filename, socket, bind, port, exportName, description, readOnly, copyOnRead, shared, persistent, pidFile, format, imageOpts,
+            filename, socket, bind, port, exportName, description, readOnly, copyOnRead, shared, persistent, pidFile, timeout, format, imageOpts,
         };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
@@ -57,25 +58,19 @@ internal static class ServeVerb
                 CliCommon.RequirePath(pid, "--pid-file");
             }
 
+            int replyTimeout = r.GetValue(timeout);
+            if (replyTimeout is < 1 or > 10000)
+            {
+                throw new OptionException($"--timeout: {replyTimeout} is not allowed; use 1..10000 seconds");
+            }
+
             if (name.Length > 4096 || name.Contains('\0'))
             {
                 throw new OptionException("--export-name: at most 4096 bytes, no NUL characters");
             }
 
-            await using var image = await OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), ct).ConfigureAwait(false);
-            var server = new NbdServer(image, new NbdServerOptions
-            {
-                ExportName = name,
-                Description = r.GetValue(description),
-                ReadOnly = r.GetValue(readOnly),
-                MaxConnections = sharedCount,
-                Persistent = r.GetValue(persistent),
-                Log = Console.Error,
-
-                // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.
-                ShutdownGrace = TimeSpan.FromSeconds(5),
-            });
-
+            // Listen first, then open: a client (or a script waiting for the socket) can connect at once, and waits in
+            // the backlog while the image opens (an HTTP source's first round trips); no work is done before listen.
             using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);
             string? pidPath = r.GetValue(pidFile);
             using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -87,6 +82,21 @@ internal static class ServeVerb
                 {
                     await File.WriteAllTextAsync(pidPath, Environment.ProcessId + "\n", CancellationToken.None).ConfigureAwait(false);
                 }
+
+                await using var image = await OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), stop.Token).ConfigureAwait(false);
+                var server = new NbdServer(image, new NbdServerOptions
+                {
+                    ExportName = name,
+                    Description = r.GetValue(description),
+                    ReadOnly = r.GetValue(readOnly),
+                    MaxConnections = sharedCount,
+                    Persistent = r.GetValue(persistent),
+                    ReplyTimeout = TimeSpan.FromSeconds(replyTimeout),
+                    Log = Console.Error,
+
+                    // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.
+                    ShutdownGrace = TimeSpan.FromSeconds(5),
+                });
 
                 string mode = server.Writable ? "read-write" : "read-only";
                 Console.Error.WriteLine($"urldisk: serving {InfoVerb.DisplayFilename(spec)} ({mode}, {image.Length} bytes) on {uri}");
@@ -151,10 +161,7 @@ internal static class ServeVerb
         if (socketPath is not null)
         {
             string full = Path.GetFullPath(socketPath);
-            if (File.Exists(full))
-            {
-                throw new OptionException($"--socket: '{socketPath}' already exists; remove it or pick another path");
-            }
+            ReplaceStaleSocket(socketPath, full);
 
             listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
             try
@@ -206,6 +213,38 @@ internal static class ServeVerb
         string host = ep.Address.AddressFamily == AddressFamily.InterNetworkV6 ? $"[{ep.Address}]" : ep.Address.ToString();
         uri = $"nbd://{host}:{ep.Port}/{export}";
         return listener;
+    }
+
+    /// <summary>
+    /// A socket file nobody listens on (left by a serve killed with SIGKILL) is removed, as qemu-nbd does; a socket
+    /// someone listens on, or a path that is anything but a socket, is refused.
+    /// </summary>
+    private static void ReplaceStaleSocket(string given, string full)
+    {
+        if (!File.Exists(full) && !Directory.Exists(full))
+        {
+            return;
+        }
+
+        if (UnixFileType.Of(full) != UnixFileType.Socket)
+        {
+            throw new OptionException($"--socket: '{given}' already exists and is not a socket; remove it or pick another path");
+        }
+
+        using (var probe = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified))
+        {
+            try
+            {
+                probe.Connect(new UnixDomainSocketEndPoint(full));
+                throw new OptionException($"--socket: '{given}' is in use by another server; stop it or pick another path");
+            }
+            catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+            {
+                // Nobody listens: a leftover.
+            }
+        }
+
+        File.Delete(full);
     }
 
     /// <summary>

@@ -6,27 +6,45 @@ namespace UrlDisk.Nbd;
 /// <summary>Fixed-newstyle option haggling.</summary>
 internal sealed partial class NbdConnection
 {
-    /// <summary>True when the client chose the export and transmission begins; false when it aborted.</summary>
-    private async Task<bool> HandshakeAsync(CancellationToken cancellationToken)
+    /// <summary>
+    /// True when the client chose the export and transmission begins; false when it aborted. A client that has not
+    /// finished by the handshake timeout (silent, or not reading our replies) is cut.
+    /// </summary>
+    private bool Handshake()
+    {
+        int state = 0; // 0 haggling, 1 done, 2 timed out
+        using var timer = new Timer(_ =>
+        {
+            if (Interlocked.CompareExchange(ref state, 2, 0) == 0)
+            {
+                Abort();
+            }
+        });
+        timer.Change(Options.HandshakeTimeout, Timeout.InfiniteTimeSpan);
+        bool transmit = Haggle();
+
+        // Lost the race with the timer: the socket is already shut down.
+        return Interlocked.CompareExchange(ref state, 1, 0) == 0 && transmit;
+    }
+
+    private bool Haggle()
     {
         var small = new byte[ServerGreeting.Size];
         new ServerGreeting(NbdHandshakeFlags.FixedNewstyle | NbdHandshakeFlags.NoZeroes).Write(small);
-        await SendAsync(small).ConfigureAwait(false);
+        Send(small);
 
-        await ReadExactlyAsync(small.AsMemory(0, ClientHello.Size), cancellationToken).ConfigureAwait(false);
-        ClientHello.TryRead(small, out var hello);
+        ClientHello.TryRead(Peek(ClientHello.Size), out var hello);
+        Consume(ClientHello.Size);
         if (hello.HasUnknownFlags)
         {
             throw new NbdProtocolException($"unknown client flags 0x{(uint)hello.Flags:x}");
         }
 
         _noZeroes = (hello.Flags & NbdClientFlags.NoZeroes) != 0;
-
-        var headerBytes = new byte[OptionRequestHeader.Size];
         while (true)
         {
-            await ReadExactlyAsync(headerBytes, cancellationToken).ConfigureAwait(false);
-            OptionRequestHeader.TryRead(headerBytes, out var header);
+            OptionRequestHeader.TryRead(Peek(OptionRequestHeader.Size), out var header);
+            Consume(OptionRequestHeader.Size);
             if (header.Length > Options.MaxOptionLength)
             {
                 throw new NbdProtocolException($"option {(uint)header.Option} carries {header.Length} bytes (at most {Options.MaxOptionLength} allowed)");
@@ -36,8 +54,8 @@ internal sealed partial class NbdConnection
             try
             {
                 var payload = data.AsMemory(0, (int)header.Length);
-                await ReadExactlyAsync(payload, cancellationToken).ConfigureAwait(false);
-                bool? done = await HandleOptionAsync(header.Option, payload).ConfigureAwait(false);
+                ReadExactly(payload.Span);
+                bool? done = HandleOption(header.Option, payload);
                 if (done is { } transmit)
                 {
                     return transmit;
@@ -51,7 +69,7 @@ internal sealed partial class NbdConnection
     }
 
     /// <summary>Null to keep haggling, true to start transmission, false to end the connection.</summary>
-    private async ValueTask<bool?> HandleOptionAsync(NbdOption option, ReadOnlyMemory<byte> data)
+    private bool? HandleOption(NbdOption option, ReadOnlyMemory<byte> data)
     {
         switch (option)
         {
@@ -65,106 +83,106 @@ internal sealed partial class NbdConnection
                 var reply = new ExportNameReply((ulong)_export.Device.Length, _export.FlagsFor(_structuredReplies), _noZeroes);
                 var bytes = new byte[reply.EncodedLength];
                 reply.Write(bytes);
-                await SendAsync(bytes).ConfigureAwait(false);
+                Send(bytes);
                 return true;
 
             case NbdOption.Abort:
-                await SendOptionReplyAsync(option, NbdOptionReplyType.Ack).ConfigureAwait(false);
+                SendOptionReply(option, NbdOptionReplyType.Ack);
                 return false;
 
             case NbdOption.List:
                 if (data.Length != 0)
                 {
-                    await SendOptionErrorAsync(option, NbdOptionReplyType.ErrInvalid, "NBD_OPT_LIST takes no data").ConfigureAwait(false);
+                    SendOptionError(option, NbdOptionReplyType.ErrInvalid, "NBD_OPT_LIST takes no data");
                     return null;
                 }
 
                 var entry = new ServerEntry(_export.Name, Options.Description ?? "");
-                await SendOptionReplyAsync(option, NbdOptionReplyType.Server, entry.EncodedLength, entry.Write).ConfigureAwait(false);
-                await SendOptionReplyAsync(option, NbdOptionReplyType.Ack).ConfigureAwait(false);
+                SendOptionReply(option, NbdOptionReplyType.Server, entry.EncodedLength, entry.Write);
+                SendOptionReply(option, NbdOptionReplyType.Ack);
                 return null;
 
             case NbdOption.Info:
             case NbdOption.Go:
-                return await HandleInfoAsync(option, data).ConfigureAwait(false) && option == NbdOption.Go ? true : null;
+                return HandleInfo(option, data) && option == NbdOption.Go ? true : null;
 
             case NbdOption.StructuredReply:
                 if (data.Length != 0)
                 {
-                    await SendOptionErrorAsync(option, NbdOptionReplyType.ErrInvalid, "NBD_OPT_STRUCTURED_REPLY takes no data").ConfigureAwait(false);
+                    SendOptionError(option, NbdOptionReplyType.ErrInvalid, "NBD_OPT_STRUCTURED_REPLY takes no data");
                     return null;
                 }
 
                 _structuredReplies = true;
-                await SendOptionReplyAsync(option, NbdOptionReplyType.Ack).ConfigureAwait(false);
+                SendOptionReply(option, NbdOptionReplyType.Ack);
                 return null;
 
             case NbdOption.ListMetaContext:
             case NbdOption.SetMetaContext:
-                await HandleMetaContextAsync(option, data).ConfigureAwait(false);
+                HandleMetaContext(option, data);
                 return null;
 
             default:
-                await SendOptionErrorAsync(option, NbdOptionReplyType.ErrUnsup, $"option {(uint)option} is not supported by this server").ConfigureAwait(false);
+                SendOptionError(option, NbdOptionReplyType.ErrUnsup, $"option {(uint)option} is not supported by this server");
                 return null;
         }
     }
 
     /// <summary>NBD_OPT_INFO / NBD_OPT_GO; true when the export was described and acknowledged.</summary>
-    private async ValueTask<bool> HandleInfoAsync(NbdOption option, ReadOnlyMemory<byte> data)
+    private bool HandleInfo(NbdOption option, ReadOnlyMemory<byte> data)
     {
         if (!ExportInfoRequest.TryRead(data.Span, out var request))
         {
-            await SendOptionErrorAsync(option, NbdOptionReplyType.ErrInvalid, "malformed NBD_OPT_INFO/GO data").ConfigureAwait(false);
+            SendOptionError(option, NbdOptionReplyType.ErrInvalid, "malformed NBD_OPT_INFO/GO data");
             return false;
         }
 
         if (request!.ExportName != _export.Name)
         {
-            await SendOptionErrorAsync(option, NbdOptionReplyType.ErrUnknown, $"no export named '{NbdStrings.Truncate(request.ExportName, 256)}'; this server has '{_export.Name}'").ConfigureAwait(false);
+            SendOptionError(option, NbdOptionReplyType.ErrUnknown, $"no export named '{NbdStrings.Truncate(request.ExportName, 256)}'; this server has '{_export.Name}'");
             return false;
         }
 
         var export = new InfoExport((ulong)_export.Device.Length, _export.FlagsFor(_structuredReplies));
-        await SendOptionReplyAsync(option, NbdOptionReplyType.Info, InfoExport.Size, b => { export.Write(b); return InfoExport.Size; }).ConfigureAwait(false);
+        SendOptionReply(option, NbdOptionReplyType.Info, InfoExport.Size, b => { export.Write(b); return InfoExport.Size; });
 
         // Block sizes are sent whether asked or not (as qemu-nbd does): the minimum is 1 unless the device needs more.
         var sizes = new InfoBlockSize(_export.MinimumBlockSize, _export.PreferredBlockSize, _export.MaximumBlockSize);
-        await SendOptionReplyAsync(option, NbdOptionReplyType.Info, InfoBlockSize.Size, b => { sizes.Write(b); return InfoBlockSize.Size; }).ConfigureAwait(false);
+        SendOptionReply(option, NbdOptionReplyType.Info, InfoBlockSize.Size, b => { sizes.Write(b); return InfoBlockSize.Size; });
 
         if (request.Requests.Contains(NbdInfoType.Name))
         {
             var text = new InfoText(NbdInfoType.Name, _export.Name);
-            await SendOptionReplyAsync(option, NbdOptionReplyType.Info, text.EncodedLength, text.Write).ConfigureAwait(false);
+            SendOptionReply(option, NbdOptionReplyType.Info, text.EncodedLength, text.Write);
         }
 
         if (request.Requests.Contains(NbdInfoType.Description) && !string.IsNullOrEmpty(Options.Description))
         {
             var text = new InfoText(NbdInfoType.Description, Options.Description);
-            await SendOptionReplyAsync(option, NbdOptionReplyType.Info, text.EncodedLength, text.Write).ConfigureAwait(false);
+            SendOptionReply(option, NbdOptionReplyType.Info, text.EncodedLength, text.Write);
         }
 
-        await SendOptionReplyAsync(option, NbdOptionReplyType.Ack).ConfigureAwait(false);
+        SendOptionReply(option, NbdOptionReplyType.Ack);
         return true;
     }
 
-    private async ValueTask HandleMetaContextAsync(NbdOption option, ReadOnlyMemory<byte> data)
+    private void HandleMetaContext(NbdOption option, ReadOnlyMemory<byte> data)
     {
         if (!_structuredReplies)
         {
-            await SendOptionErrorAsync(option, NbdOptionReplyType.ErrInvalid, "negotiate NBD_OPT_STRUCTURED_REPLY before metadata contexts").ConfigureAwait(false);
+            SendOptionError(option, NbdOptionReplyType.ErrInvalid, "negotiate NBD_OPT_STRUCTURED_REPLY before metadata contexts");
             return;
         }
 
         if (!MetaContextRequest.TryRead(data.Span, out var request))
         {
-            await SendOptionErrorAsync(option, NbdOptionReplyType.ErrInvalid, "malformed metadata context request").ConfigureAwait(false);
+            SendOptionError(option, NbdOptionReplyType.ErrInvalid, "malformed metadata context request");
             return;
         }
 
         if (request!.ExportName != _export.Name)
         {
-            await SendOptionErrorAsync(option, NbdOptionReplyType.ErrUnknown, $"no export named '{NbdStrings.Truncate(request.ExportName, 256)}'").ConfigureAwait(false);
+            SendOptionError(option, NbdOptionReplyType.ErrUnknown, $"no export named '{NbdStrings.Truncate(request.ExportName, 256)}'");
             return;
         }
 
@@ -180,29 +198,29 @@ internal sealed partial class NbdConnection
         if (match)
         {
             var entry = new MetaContextEntry(list ? 0u : BaseAllocationContextId, NbdExport.BaseAllocation);
-            await SendOptionReplyAsync(option, NbdOptionReplyType.MetaContext, entry.EncodedLength, entry.Write).ConfigureAwait(false);
+            SendOptionReply(option, NbdOptionReplyType.MetaContext, entry.EncodedLength, entry.Write);
         }
 
-        await SendOptionReplyAsync(option, NbdOptionReplyType.Ack).ConfigureAwait(false);
+        SendOptionReply(option, NbdOptionReplyType.Ack);
     }
 
     private const uint BaseAllocationContextId = 1;
 
     private delegate int PayloadWriter(Span<byte> destination);
 
-    private ValueTask SendOptionReplyAsync(NbdOption option, NbdOptionReplyType type) => SendOptionReplyAsync(option, type, 0, null);
+    private void SendOptionReply(NbdOption option, NbdOptionReplyType type) => SendOptionReply(option, type, 0, null);
 
-    private ValueTask SendOptionReplyAsync(NbdOption option, NbdOptionReplyType type, int length, PayloadWriter? writer)
+    private void SendOptionReply(NbdOption option, NbdOptionReplyType type, int length, PayloadWriter? writer)
     {
         var bytes = new byte[OptionReplyHeader.Size + length];
         new OptionReplyHeader(option, type, (uint)length).Write(bytes);
         writer?.Invoke(bytes.AsSpan(OptionReplyHeader.Size));
-        return SendAsync(bytes);
+        Send(bytes);
     }
 
-    private ValueTask SendOptionErrorAsync(NbdOption option, NbdOptionReplyType type, string message)
+    private void SendOptionError(NbdOption option, NbdOptionReplyType type, string message)
     {
         message = NbdStrings.Truncate(message);
-        return SendOptionReplyAsync(option, type, NbdStrings.ByteCount(message), b => NbdStrings.Encode(message, b));
+        SendOptionReply(option, type, NbdStrings.ByteCount(message), b => NbdStrings.Encode(message, b));
     }
 }

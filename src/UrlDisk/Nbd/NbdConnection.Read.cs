@@ -10,77 +10,92 @@ internal sealed partial class NbdConnection
     /// <summary>Most descriptors in one BLOCK_STATUS reply; the client asks again from where the reply stopped.</summary>
     private const int MaxDescriptors = 64 * 1024;
 
+    /// <summary>
+    /// Reads shorter than this are sent as data without asking the device for its extents: a hole that small saves
+    /// almost nothing on the wire, and the lookup (a second walk of qcow2's tables, two lseeks on a file) costs more.
+    /// </summary>
+    private const int SparseReadMinimum = 64 * 1024;
+
     /// <summary>A piece of a READ reply: data to send, or a range known to read as zeros.</summary>
     private readonly record struct ReadPiece(long Offset, long Length, bool Zero);
 
-    private async Task ReadAsync(NbdRequest r, CancellationToken ct)
+    /// <summary>Reads, then replies with one message: header and data in one send, or with holes as OFFSET_HOLE chunks.</summary>
+    private async ValueTask<bool> ReadAsync(NbdRequest r, long amount, CancellationToken ct)
     {
         long offset = (long)r.Offset;
         int length = (int)r.Length;
         byte[] buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, 1));
+        List<ReadPiece> pieces;
         try
         {
-            List<ReadPiece> pieces;
-            try
+            pieces = await PlanReadAsync(offset, length, dontFragment: (r.Flags & NbdCommandFlags.DontFragment) != 0, ct).ConfigureAwait(false);
+            foreach (var p in pieces)
             {
-                pieces = await PlanReadAsync(offset, length, dontFragment: (r.Flags & NbdCommandFlags.DontFragment) != 0, ct).ConfigureAwait(false);
-                foreach (var p in pieces)
+                if (!p.Zero)
                 {
-                    if (!p.Zero)
-                    {
-                        await _export.Device.ReadAsync(p.Offset, buffer.AsMemory((int)(p.Offset - offset), (int)p.Length), ct).ConfigureAwait(false);
-                    }
-                }
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
-            {
-                await SendErrorAsync(r, NbdErrorMapping.ToNbdError(e), Redact.Spec(e.Message)).ConfigureAwait(false);
-                return;
-            }
-
-            if (!_structuredReplies)
-            {
-                var header = new byte[SimpleReplyHeader.Size];
-                new SimpleReplyHeader(NbdError.None, r.Cookie).Write(header);
-                await SendAsync(header, buffer.AsMemory(0, length)).ConfigureAwait(false);
-                return;
-            }
-
-            if (pieces.Count == 0)
-            {
-                await SendChunkAsync(r.Cookie, NbdReplyFlags.Done, NbdReplyChunkType.None, ReadOnlyMemory<byte>.Empty).ConfigureAwait(false);
-                return;
-            }
-
-            // Everything was read before the first chunk goes out, so no error can follow a chunk marked done.
-            for (int i = 0; i < pieces.Count; i++)
-            {
-                var p = pieces[i];
-                var flags = i == pieces.Count - 1 ? NbdReplyFlags.Done : NbdReplyFlags.None;
-                if (p.Zero)
-                {
-                    var hole = new byte[OffsetHoleChunk.Size];
-                    new OffsetHoleChunk((ulong)p.Offset, (uint)p.Length).Write(hole);
-                    await SendChunkAsync(r.Cookie, flags, NbdReplyChunkType.OffsetHole, hole).ConfigureAwait(false);
-                }
-                else
-                {
-                    var bytes = new byte[StructuredReplyHeader.Size + OffsetDataChunk.Size];
-                    new StructuredReplyHeader(flags, NbdReplyChunkType.OffsetData, r.Cookie, (uint)(OffsetDataChunk.Size + p.Length)).Write(bytes);
-                    new OffsetDataChunk((ulong)p.Offset).Write(bytes.AsSpan(StructuredReplyHeader.Size));
-                    await SendAsync(bytes, buffer.AsMemory((int)(p.Offset - offset), (int)p.Length)).ConfigureAwait(false);
+                    await _export.Device.ReadAsync(p.Offset, buffer.AsMemory((int)(p.Offset - offset), (int)p.Length), ct).ConfigureAwait(false);
                 }
             }
         }
-        finally
+        catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             ArrayPool<byte>.Shared.Return(buffer);
+            ReplyError(r, e, amount);
+            return true;
         }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+            throw;
+        }
+
+        if (!_structuredReplies)
+        {
+            var header = new byte[SimpleReplyHeader.Size];
+            new SimpleReplyHeader(NbdError.None, r.Cookie).Write(header);
+            Reply([header, new ArraySegment<byte>(buffer, 0, length)], buffer, amount);
+            return true;
+        }
+
+        if (pieces.Count == 0)
+        {
+            var none = new byte[StructuredReplyHeader.Size];
+            new StructuredReplyHeader(NbdReplyFlags.Done, NbdReplyChunkType.None, r.Cookie, 0).Write(none);
+            Reply([none], buffer, amount);
+            return true;
+        }
+
+        // Everything was read before the first chunk goes out, so no error can follow a chunk marked done.
+        var segments = new ArraySegment<byte>[pieces.Count * 2];
+        int n = 0;
+        for (int i = 0; i < pieces.Count; i++)
+        {
+            var p = pieces[i];
+            var flags = i == pieces.Count - 1 ? NbdReplyFlags.Done : NbdReplyFlags.None;
+            if (p.Zero)
+            {
+                var hole = new byte[StructuredReplyHeader.Size + OffsetHoleChunk.Size];
+                new StructuredReplyHeader(flags, NbdReplyChunkType.OffsetHole, r.Cookie, OffsetHoleChunk.Size).Write(hole);
+                new OffsetHoleChunk((ulong)p.Offset, (uint)p.Length).Write(hole.AsSpan(StructuredReplyHeader.Size));
+                segments[n++] = hole;
+            }
+            else
+            {
+                var bytes = new byte[StructuredReplyHeader.Size + OffsetDataChunk.Size];
+                new StructuredReplyHeader(flags, NbdReplyChunkType.OffsetData, r.Cookie, (uint)(OffsetDataChunk.Size + p.Length)).Write(bytes);
+                new OffsetDataChunk((ulong)p.Offset).Write(bytes.AsSpan(StructuredReplyHeader.Size));
+                segments[n++] = bytes;
+                segments[n++] = new ArraySegment<byte>(buffer, (int)(p.Offset - offset), (int)p.Length);
+            }
+        }
+
+        Reply(segments[..n], buffer, amount);
+        return true;
     }
 
     /// <summary>
     /// Splits a read into data and zero pieces from the device's extents (only with structured replies, only when
-    /// the device knows its allocation, and never with DF). Adjacent pieces of the same kind are merged.
+    /// the device knows its allocation, never with DF, never for small reads). Adjacent pieces of the same kind are merged.
     /// </summary>
     private async ValueTask<List<ReadPiece>> PlanReadAsync(long offset, int length, bool dontFragment, CancellationToken ct)
     {
@@ -90,7 +105,7 @@ internal sealed partial class NbdConnection
             return pieces;
         }
 
-        if (!_structuredReplies || dontFragment || !_export.Device.Info.ReportsAllocation)
+        if (!_structuredReplies || dontFragment || length < SparseReadMinimum || !_export.Device.Info.ReportsAllocation)
         {
             pieces.Add(new ReadPiece(offset, length, Zero: false));
             return pieces;
@@ -137,7 +152,7 @@ internal sealed partial class NbdConnection
         }
     }
 
-    private async Task BlockStatusAsync(NbdRequest r, CancellationToken ct)
+    private async ValueTask<bool> BlockStatusAsync(NbdRequest r, long amount, CancellationToken ct)
     {
         long offset = (long)r.Offset;
         long length = (long)r.Length;
@@ -181,8 +196,8 @@ internal sealed partial class NbdConnection
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            await SendErrorAsync(r, NbdErrorMapping.ToNbdError(e), Redact.Spec(e.Message)).ConfigureAwait(false);
-            return;
+            ReplyError(r, e, amount);
+            return true;
         }
 
         if (descriptors.Count == 0)
@@ -196,20 +211,17 @@ internal sealed partial class NbdConnection
             descriptors.RemoveRange(1, descriptors.Count - 1);
         }
 
-        var payload = new byte[BlockStatusDescriptor.ContextIdSize + (descriptors.Count * BlockStatusDescriptor.Size)];
+        int payloadLength = BlockStatusDescriptor.ContextIdSize + (descriptors.Count * BlockStatusDescriptor.Size);
+        var bytes = new byte[StructuredReplyHeader.Size + payloadLength];
+        new StructuredReplyHeader(NbdReplyFlags.Done, NbdReplyChunkType.BlockStatus, r.Cookie, (uint)payloadLength).Write(bytes);
+        var payload = bytes.AsSpan(StructuredReplyHeader.Size);
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(payload, BaseAllocationContextId);
         for (int i = 0; i < descriptors.Count; i++)
         {
-            descriptors[i].Write(payload.AsSpan(BlockStatusDescriptor.ContextIdSize + (i * BlockStatusDescriptor.Size)));
+            descriptors[i].Write(payload[(BlockStatusDescriptor.ContextIdSize + (i * BlockStatusDescriptor.Size))..]);
         }
 
-        await SendChunkAsync(r.Cookie, NbdReplyFlags.Done, NbdReplyChunkType.BlockStatus, payload).ConfigureAwait(false);
-    }
-
-    private ValueTask SendChunkAsync(ulong cookie, NbdReplyFlags flags, NbdReplyChunkType type, ReadOnlyMemory<byte> payload)
-    {
-        var header = new byte[StructuredReplyHeader.Size];
-        new StructuredReplyHeader(flags, type, cookie, (uint)payload.Length).Write(header);
-        return SendAsync(header, payload);
+        Reply([bytes], null, amount);
+        return true;
     }
 }

@@ -1,149 +1,163 @@
 using System.Buffers;
+using System.Net.Sockets;
 using UrlDisk.Nbd.Wire;
 using UrlDisk.Specs;
 
 namespace UrlDisk.Nbd;
 
 /// <summary>
-/// The transmission phase: one loop reads requests and hands each to the thread pool; replies go out in the
-/// order they complete. In-flight requests and payload bytes are bounded per connection and payload bytes
-/// across the server, so a client that sends faster than the device answers is simply not read from until
-/// replies drain.
+/// The transmission phase: this connection's thread reads requests and starts each one at once; a request the device
+/// answers synchronously is replied to before the next is read, the others reply from wherever they complete, in any
+/// order. Requests and payload bytes in flight are bounded per connection (<see cref="ConnectionBudget"/>), so a client
+/// that sends faster than the device answers is simply not read from until replies drain, and one that stops reading
+/// its replies is cut after the reply timeout.
 /// </summary>
 internal sealed partial class NbdConnection
 {
-    private SemaphoreSlim? _requestSlots;
-    private AsyncBudget? _bytes;
+    private ConnectionBudget? _budget;
+    private ReplyWriter? _writer;
+    private int _readerThread;
     private int _inFlight;
-    private TaskCompletionSource? _drained;
+    private readonly ManualResetEventSlim _drained = new(false);
 
-    private async Task TransmitAsync(CancellationToken stop)
+    private void Transmit(CancellationToken stop)
     {
-        _requestSlots = new SemaphoreSlim(Options.MaxInFlightRequests);
-        _bytes = new AsyncBudget(Math.Max(Options.MaxInFlightBytes, NbdServerOptions.MaxPayload));
-        _drained = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        _readerThread = Environment.CurrentManagedThreadId;
+        _budget = new ConnectionBudget(Options.MaxInFlightRequests);
+        _writer = new ReplyWriter(_socket, ReplyFailed);
+        _socket.SendTimeout = (int)Math.Clamp(Options.ReplyTimeout.TotalMilliseconds, 1, int.MaxValue);
         _inFlight = 1; // the reader's own hold, dropped when it stops reading
+        _export.EnterTransmission();
         try
         {
-            await ReadRequestsAsync(stop).ConfigureAwait(false);
-        }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
-        {
-            if (e is NbdProtocolException)
+            // Stopping ends the reading: the blocked receive returns end of stream, and what is in flight is answered.
+            using (stop.Register(StopReading))
             {
-                Log($"dropped: {e.Message}");
+                try
+                {
+                    ReadRequests(stop);
+                }
+                catch (Exception e) when (IsConnectionEnd(e))
+                {
+                    if (e is NbdProtocolException)
+                    {
+                        Log($"dropped: {e.Message}");
+                    }
+                }
             }
         }
         finally
         {
             // NBD_CMD_DISC, end of stream, garbage or shutdown: finish what is in flight, then close.
             Finish();
-            await DrainAsync(stop).ConfigureAwait(false);
+            Drain(stop);
+            _writer.Close();
+            _budget.Close();
+            _export.LeaveTransmission();
         }
+    }
+
+    private void StopReading()
+    {
+        // The reader may be waiting for budget rather than for the socket.
+        _budget!.Close();
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Receive);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>A reply could not be sent: the peer is gone, or its replies made no progress for the reply timeout.</summary>
+    private void ReplyFailed(Exception e)
+    {
+        if (e is SocketException { SocketErrorCode: SocketError.WouldBlock or SocketError.TimedOut })
+        {
+            Log($"dropped: its replies made no progress for {Options.ReplyTimeout.TotalSeconds:0.#} s");
+        }
+
+        _budget!.Close();
+        Abort();
     }
 
     /// <summary>
     /// Waits for the requests in flight. On shutdown the wait is bounded: replies a client does not read
     /// would otherwise keep the server from ever exiting, so after the grace period the connection is cut.
     /// </summary>
-    private async Task DrainAsync(CancellationToken stop)
+    private void Drain(CancellationToken stop)
     {
-        var drained = _drained!.Task;
         try
         {
-            await drained.WaitAsync(stop).ConfigureAwait(false);
+            _drained.Wait(stop);
             return;
         }
         catch (OperationCanceledException)
         {
         }
 
-        try
-        {
-            await drained.WaitAsync(Options.ShutdownGrace).ConfigureAwait(false);
-        }
-        catch (TimeoutException)
+        if (!_drained.Wait(Options.ShutdownGrace))
         {
             Log($"cut after {Options.ShutdownGrace.TotalSeconds:0.#} s of shutdown with requests still in flight");
-            await _dead.CancelAsync().ConfigureAwait(false);
-            await _stream.DisposeAsync().ConfigureAwait(false);
-            await drained.ConfigureAwait(false);
+            Abort();
+            _drained.Wait();
         }
     }
 
-    private async Task ReadRequestsAsync(CancellationToken stop)
+    private void ReadRequests(CancellationToken stop)
     {
-        var headerBytes = new byte[NbdRequest.CompactSize];
-        while (true)
+        while (!stop.IsCancellationRequested)
         {
-            await _requestSlots!.WaitAsync(stop).ConfigureAwait(false);
-            bool slotHandedOff = false;
+            NbdRequest.TryRead(Peek(NbdRequest.CompactSize), extended: false, out var request);
+            Consume(NbdRequest.CompactSize);
+            if (request.Command == NbdCommand.Disconnect)
+            {
+                return;
+            }
+
+            var (error, message) = Validate(request);
+            long payloadLength = request.Command == NbdCommand.Write ? (long)request.Length : 0;
+            if (error != NbdError.None)
+            {
+                // The client still sends the data of a refused WRITE: consume it to stay in step.
+                Skip(payloadLength);
+                Interlocked.Increment(ref _inFlight);
+                _writer!.Send(ErrorReply(request, error, message, () => Finish()), inline: true);
+                continue;
+            }
+
+            long amount = request.Command is NbdCommand.Read or NbdCommand.Write ? (long)request.Length : 0;
+            if (!_budget!.Acquire(amount, _export.Share))
+            {
+                return;
+            }
+
+            byte[]? payload = null;
             try
             {
-                await ReadExactlyAsync(headerBytes, stop).ConfigureAwait(false);
-                NbdRequest.TryRead(headerBytes, extended: false, out var request);
-                if (request.Command == NbdCommand.Disconnect)
+                if (payloadLength > 0)
                 {
-                    return;
+                    payload = ArrayPool<byte>.Shared.Rent((int)payloadLength);
+                    ReadExactly(payload.AsSpan(0, (int)payloadLength));
                 }
-
-                var (error, message) = Validate(request);
-                long payloadLength = request.Command == NbdCommand.Write ? (long)request.Length : 0;
-                if (error != NbdError.None)
-                {
-                    // The client still sends the data of a refused WRITE: consume it to stay in step.
-                    await SkipAsync(payloadLength, stop).ConfigureAwait(false);
-                    await SendErrorAsync(request, error, message).ConfigureAwait(false);
-                    continue;
-                }
-
-                long budget = request.Command is NbdCommand.Read or NbdCommand.Write ? (long)request.Length : 0;
-                await _bytes!.AcquireAsync(budget, stop).ConfigureAwait(false);
-                try
-                {
-                    await _export.ServerBytes.AcquireAsync(budget, stop).ConfigureAwait(false);
-                }
-                catch
-                {
-                    _bytes.Release(budget);
-                    throw;
-                }
-
-                byte[]? payload = null;
-                try
-                {
-                    if (payloadLength > 0)
-                    {
-                        payload = ArrayPool<byte>.Shared.Rent((int)payloadLength);
-                        await ReadExactlyAsync(payload.AsMemory(0, (int)payloadLength), stop).ConfigureAwait(false);
-                    }
-                }
-                catch
-                {
-                    if (payload is not null)
-                    {
-                        ArrayPool<byte>.Shared.Return(payload);
-                    }
-
-                    _bytes.Release(budget);
-                    _export.ServerBytes.Release(budget);
-                    throw;
-                }
-
-                Interlocked.Increment(ref _inFlight);
-                slotHandedOff = true;
-                // Started inline, not through Task.Run: a request answered at once (a cache hit) costs no thread
-                // hand-off, which is what a booting guest's thousands of small reads wait on. Anything slower
-                // awaits I/O and returns control to this loop at its first await.
-                _ = ServeAsync(request, payload, budget);
             }
-            finally
+            catch
             {
-                if (!slotHandedOff)
+                if (payload is not null)
                 {
-                    _requestSlots.Release();
+                    ArrayPool<byte>.Shared.Return(payload);
                 }
+
+                _budget.Release(amount);
+                throw;
             }
+
+            Interlocked.Increment(ref _inFlight);
+
+            // Started inline: a request the device answers at once is replied to on this thread before the next is
+            // read. Anything slower returns control here at its first real await.
+            _ = ServeAsync(request, payload, amount);
         }
     }
 
@@ -151,8 +165,23 @@ internal sealed partial class NbdConnection
     {
         if (Interlocked.Decrement(ref _inFlight) == 0)
         {
-            _drained!.TrySetResult();
+            _drained.Set();
         }
+    }
+
+    /// <summary>Sends a request's reply; when it is written (or dropped) its payload budget comes back.</summary>
+    private void Reply(ArraySegment<byte>[] segments, byte[]? rented, long amount)
+    {
+        _writer!.Send(new Reply(segments, () =>
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+
+            _budget!.Release(amount);
+            Finish();
+        }), inline: Environment.CurrentManagedThreadId == _readerThread);
     }
 
     /// <summary>Checks a request against the protocol and the export before any work or allocation.</summary>
@@ -219,15 +248,16 @@ internal sealed partial class NbdConnection
         return (NbdError.None, "");
     }
 
-    private async Task ServeAsync(NbdRequest request, byte[]? payload, long budget)
+    private async Task ServeAsync(NbdRequest request, byte[]? payload, long amount)
     {
+        bool replied = false;
         try
         {
-            await ExecuteAsync(request, payload).ConfigureAwait(false);
+            replied = await ExecuteAsync(request, payload, amount).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (IsConnectionEnd(e))
         {
-            // The reply could not be sent: the peer is gone and the reader will notice.
+            // The connection is going away; the reader will notice.
         }
         catch (Exception e)
         {
@@ -240,14 +270,16 @@ internal sealed partial class NbdConnection
                 ArrayPool<byte>.Shared.Return(payload);
             }
 
-            _bytes!.Release(budget);
-            _export.ServerBytes.Release(budget);
-            _requestSlots!.Release();
-            Finish();
+            if (!replied)
+            {
+                _budget!.Release(amount);
+                Finish();
+            }
         }
     }
 
-    private async Task ExecuteAsync(NbdRequest r, byte[]? payload)
+    /// <summary>Runs the request and hands its reply to the writer; true once the reply (and the budget with it) is handed over.</summary>
+    private async ValueTask<bool> ExecuteAsync(NbdRequest r, byte[]? payload, long amount)
     {
         var device = _export.Device;
         long offset = (long)r.Offset;
@@ -255,14 +287,12 @@ internal sealed partial class NbdConnection
         var ct = _dead.Token;
         if (r.Command == NbdCommand.Read)
         {
-            await ReadAsync(r, ct).ConfigureAwait(false);
-            return;
+            return await ReadAsync(r, amount, ct).ConfigureAwait(false);
         }
 
         if (r.Command == NbdCommand.BlockStatus)
         {
-            await BlockStatusAsync(r, ct).ConfigureAwait(false);
-            return;
+            return await BlockStatusAsync(r, amount, ct).ConfigureAwait(false);
         }
 
         try
@@ -305,26 +335,30 @@ internal sealed partial class NbdConnection
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
-            await SendErrorAsync(r, NbdErrorMapping.ToNbdError(e), Redact.Spec(e.Message)).ConfigureAwait(false);
-            return;
+            ReplyError(r, e, amount);
+            return true;
         }
 
-        await SendSimpleReplyAsync(r.Cookie, NbdError.None).ConfigureAwait(false);
+        var bytes = new byte[SimpleReplyHeader.Size];
+        new SimpleReplyHeader(NbdError.None, r.Cookie).Write(bytes);
+        Reply([bytes], null, amount);
+        return true;
     }
 
-    private ValueTask SendSimpleReplyAsync(ulong cookie, NbdError error)
+    private void ReplyError(in NbdRequest r, Exception e, long amount)
     {
-        var bytes = new byte[SimpleReplyHeader.Size];
-        new SimpleReplyHeader(error, cookie).Write(bytes);
-        return SendAsync(bytes);
+        var reply = ErrorReply(r, NbdErrorMapping.ToNbdError(e), Redact.Spec(e.Message), null);
+        Reply(reply.Segments, null, amount);
     }
 
     /// <summary>An error chunk when structured replies are on (a READ must never get a simple reply then), else a simple reply.</summary>
-    private ValueTask SendErrorAsync(in NbdRequest r, NbdError error, string message)
+    private Reply ErrorReply(in NbdRequest r, NbdError error, string message, Action? done)
     {
         if (!_structuredReplies)
         {
-            return SendSimpleReplyAsync(r.Cookie, error);
+            var simple = new byte[SimpleReplyHeader.Size];
+            new SimpleReplyHeader(error, r.Cookie).Write(simple);
+            return new Reply([simple], done);
         }
 
         var chunk = new ErrorChunk(error, NbdStrings.Truncate(message, 1024));
@@ -332,6 +366,6 @@ internal sealed partial class NbdConnection
         var bytes = new byte[StructuredReplyHeader.Size + length];
         new StructuredReplyHeader(NbdReplyFlags.Done, NbdReplyChunkType.Error, r.Cookie, (uint)length).Write(bytes);
         chunk.Write(bytes.AsSpan(StructuredReplyHeader.Size));
-        return SendAsync(bytes);
+        return new Reply([bytes], done);
     }
 }

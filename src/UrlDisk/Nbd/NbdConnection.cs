@@ -1,29 +1,37 @@
-using System.Buffers;
+using System.Net.Sockets;
 using UrlDisk.Nbd.Wire;
 
 namespace UrlDisk.Nbd;
 
 /// <summary>
-/// One client: the handshake (<c>NbdConnection.Handshake.cs</c>), then requests served concurrently with replies
-/// sent as they complete (<c>NbdConnection.Transmission.cs</c>). Only this connection ends on bad input.
+/// One client, served on a thread of its own with blocking socket I/O, as nbdkit serves each connection: the kernel
+/// wakes this thread when a request arrives, and a request the device answers at once (a cache hit, a local file) is
+/// answered on it too, so a small read costs one wake-up and no thread-pool hand-off however busy the CPUs are.
+/// The handshake is in <c>NbdConnection.Handshake.cs</c>, the request loop in <c>NbdConnection.Transmission.cs</c>.
+/// Only this connection ends on bad input.
 /// </summary>
 internal sealed partial class NbdConnection
 {
-    private readonly NbdExport _export;
-    private readonly Stream _stream;
-    private readonly SemaphoreSlim _writeLock = new(1, 1);
+    /// <summary>Requests are read through this buffer: many pipelined headers come in with one receive.</summary>
+    private const int ReadBufferSize = 16 * 1024;
 
-    /// <summary>Cancelled when the peer is gone: device work still running for it can stop.</summary>
+    private readonly NbdExport _export;
+    private readonly Socket _socket;
+    private readonly byte[] _readBuffer = new byte[ReadBufferSize];
+    private int _readStart;
+    private int _readEnd;
+
+    /// <summary>Cancelled when the peer is gone or cut: device work still running for it can stop.</summary>
     private readonly CancellationTokenSource _dead = new();
 
     private bool _noZeroes;
     private bool _structuredReplies;
     private bool _baseAllocation;
 
-    public NbdConnection(NbdExport export, Stream stream, string peer)
+    public NbdConnection(NbdExport export, Socket socket, string peer)
     {
         _export = export;
-        _stream = stream;
+        _socket = socket;
         Peer = peer;
     }
 
@@ -31,29 +39,17 @@ internal sealed partial class NbdConnection
 
     private NbdServerOptions Options => _export.Options;
 
-    /// <summary>Serves the client until it disconnects, breaks the protocol, or <paramref name="stop"/> asks to finish.</summary>
-    public async Task RunAsync(CancellationToken stop)
+    /// <summary>Serves the client until it disconnects, breaks the protocol, or <paramref name="stop"/> asks to finish. Blocks.</summary>
+    public void Run(CancellationToken stop)
     {
         try
         {
-            bool transmit;
-            using (var handshakeTimeout = CancellationTokenSource.CreateLinkedTokenSource(stop))
+            if (Handshake())
             {
-                handshakeTimeout.CancelAfter(Options.HandshakeTimeout);
-
-                // A client that stops reading our option replies must not hold its slot either.
-                using var abortWrites = handshakeTimeout.Token.Register(_dead.Cancel);
-                transmit = await HandshakeAsync(handshakeTimeout.Token).ConfigureAwait(false);
-            }
-
-            // The handshake timer can fire just after the handshake succeeded, cancelling _dead before its registration
-            // was removed; every reply would then be dropped while requests are still read, so end the connection instead.
-            if (transmit && !_dead.IsCancellationRequested)
-            {
-                await TransmitAsync(stop).ConfigureAwait(false);
+                Transmit(stop);
             }
         }
-        catch (Exception e) when (e is IOException or EndOfStreamException or OperationCanceledException or ObjectDisposedException)
+        catch (Exception e) when (IsConnectionEnd(e))
         {
             if (e is NbdProtocolException)
             {
@@ -62,57 +58,115 @@ internal sealed partial class NbdConnection
         }
         finally
         {
-            await _dead.CancelAsync().ConfigureAwait(false);
+            _dead.Cancel();
+            _socket.Dispose();
+            _dead.Dispose();
         }
     }
+
+    private static bool IsConnectionEnd(Exception e)
+        => e is IOException or SocketException or EndOfStreamException or OperationCanceledException or ObjectDisposedException;
 
     private void Log(string message) => Options.Log?.WriteLine($"urldisk: nbd client {Peer}: {message}");
 
-    private async ValueTask ReadExactlyAsync(Memory<byte> buffer, CancellationToken cancellationToken)
-        => await _stream.ReadExactlyAsync(buffer, cancellationToken).ConfigureAwait(false);
-
-    /// <summary>Reads and drops <paramref name="count"/> bytes in small pieces, so a huge length costs no memory.</summary>
-    private async ValueTask SkipAsync(long count, CancellationToken cancellationToken)
+    /// <summary>Cuts the connection: device work for it is cancelled, blocked reads and sends return.</summary>
+    private void Abort()
     {
-        byte[] scratch = ArrayPool<byte>.Shared.Rent(64 * 1024);
         try
         {
-            while (count > 0)
-            {
-                int n = (int)Math.Min(count, scratch.Length);
-                await ReadExactlyAsync(scratch.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-                count -= n;
-            }
+            _dead.Cancel();
         }
-        finally
+        catch (ObjectDisposedException)
         {
-            ArrayPool<byte>.Shared.Return(scratch);
+        }
+
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
         }
     }
 
-    /// <summary>Writes one message (or several pieces of one) without interleaving with other replies.</summary>
-    private async ValueTask SendAsync(ReadOnlyMemory<byte> first, ReadOnlyMemory<byte> second = default)
+    /// <summary>At least <paramref name="count"/> bytes in the read buffer (at most its size); end of stream throws.</summary>
+    private ReadOnlySpan<byte> Peek(int count)
     {
-        await _writeLock.WaitAsync(_dead.Token).ConfigureAwait(false);
-        try
+        if (_readEnd - _readStart < count)
         {
-            await _stream.WriteAsync(first, _dead.Token).ConfigureAwait(false);
-            if (!second.IsEmpty)
+            if (_readStart > 0)
             {
-                await _stream.WriteAsync(second, _dead.Token).ConfigureAwait(false);
+                _readBuffer.AsSpan(_readStart, _readEnd - _readStart).CopyTo(_readBuffer);
+                _readEnd -= _readStart;
+                _readStart = 0;
             }
 
-            await _stream.FlushAsync(_dead.Token).ConfigureAwait(false);
+            while (_readEnd < count)
+            {
+                int n = _socket.Receive(_readBuffer.AsSpan(_readEnd), SocketFlags.None);
+                if (n == 0)
+                {
+                    throw new EndOfStreamException();
+                }
+
+                _readEnd += n;
+            }
         }
-        catch
+
+        return _readBuffer.AsSpan(_readStart, count);
+    }
+
+    private void Consume(int count) => _readStart += count;
+
+    private void ReadExactly(Span<byte> destination)
+    {
+        int buffered = Math.Min(destination.Length, _readEnd - _readStart);
+        _readBuffer.AsSpan(_readStart, buffered).CopyTo(destination);
+        _readStart += buffered;
+        destination = destination[buffered..];
+        if (destination.Length == 0)
         {
-            // A reply that cannot be written means the peer is gone; stop the work done for it.
-            await _dead.CancelAsync().ConfigureAwait(false);
-            throw;
+            return;
         }
-        finally
+
+        if (destination.Length < ReadBufferSize / 2)
         {
-            _writeLock.Release();
+            Peek(destination.Length).CopyTo(destination);
+            Consume(destination.Length);
+            return;
+        }
+
+        // Large payloads go straight to their buffer.
+        while (destination.Length > 0)
+        {
+            int n = _socket.Receive(destination, SocketFlags.None);
+            if (n == 0)
+            {
+                throw new EndOfStreamException();
+            }
+
+            destination = destination[n..];
+        }
+    }
+
+    /// <summary>Reads and drops <paramref name="count"/> bytes, so a huge length costs no memory.</summary>
+    private void Skip(long count)
+    {
+        while (count > 0)
+        {
+            int n = (int)Math.Min(count, ReadBufferSize);
+            Peek(Math.Min(n, ReadBufferSize));
+            Consume(n);
+            count -= n;
+        }
+    }
+
+    /// <summary>Writes during the handshake, before the reply writer exists.</summary>
+    private void Send(ReadOnlySpan<byte> bytes)
+    {
+        while (bytes.Length > 0)
+        {
+            bytes = bytes[_socket.Send(bytes, SocketFlags.None)..];
         }
     }
 }

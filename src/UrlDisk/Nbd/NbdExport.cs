@@ -53,11 +53,24 @@ internal sealed class NbdExport
         }
 
         BaseFlags = flags;
-        ServerBytes = new AsyncBudget(Math.Max(options.MaxServerInFlightBytes, NbdServerOptions.MaxPayload));
+        Share = ShareOfOne;
     }
 
-    /// <summary>Payload bytes in flight across all connections, so many clients cannot add up to unbounded memory.</summary>
-    public AsyncBudget ServerBytes { get; }
+    private int _transmitting;
+
+    /// <summary>
+    /// The payload bytes one connection may hold in flight now: the server's budget split evenly between the clients
+    /// in transmission, and at most the per-connection limit. Asked at every request, so a client that arrives shrinks
+    /// the others' shares while its own is never taken by them.
+    /// </summary>
+    public Func<long> Share { get; }
+
+    private long ShareOfOne()
+        => Math.Min(Options.MaxInFlightBytes, Options.MaxServerInFlightBytes / Math.Max(1, Volatile.Read(ref _transmitting)));
+
+    public void EnterTransmission() => Interlocked.Increment(ref _transmitting);
+
+    public void LeaveTransmission() => Interlocked.Decrement(ref _transmitting);
 
     public IBlockDevice Device { get; }
 

@@ -68,11 +68,12 @@ public sealed class NbdServer
                 Task task = null!;
                 lock (gate)
                 {
-                    task = Task.Run(async () =>
+                    // A thread of its own per client (see NbdConnection); the task only tracks when it ends.
+                    task = Task.Factory.StartNew(() =>
                     {
                         try
                         {
-                            await ServeClientAsync(client, stop).ConfigureAwait(false);
+                            ServeClient(client, stop);
                         }
                         catch (Exception e)
                         {
@@ -91,10 +92,10 @@ public sealed class NbdServer
                             slots.Release();
                             if (idle && !options.Persistent)
                             {
-                                await acceptStop.CancelAsync().ConfigureAwait(false);
+                                acceptStop.Cancel();
                             }
                         }
-                    }, CancellationToken.None);
+                    }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
                     connections.Add(task);
                 }
             }
@@ -119,23 +120,13 @@ public sealed class NbdServer
         }
     }
 
-    private async Task ServeClientAsync(Socket client, CancellationToken stop)
+    private void ServeClient(Socket client, CancellationToken stop)
     {
         string peer = client.RemoteEndPoint?.ToString() is { Length: > 0 } ep ? ep : "unix";
-        await using var stream = new NetworkStream(client, ownsSocket: true);
-        await ServeConnectionAsync(stream, peer, stop).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// Serves one client over any duplex stream (a socket, a pipe, or an in-process test stream) until it disconnects.
-    /// <paramref name="stop"/> ends it gracefully: no new requests are read, those in flight are answered.
-    /// </summary>
-    public async Task ServeConnectionAsync(Stream stream, string peer, CancellationToken stop)
-    {
         Interlocked.Increment(ref _connectionCount);
         try
         {
-            await new NbdConnection(_export, stream, peer).RunAsync(stop).ConfigureAwait(false);
+            new NbdConnection(_export, client, peer).Run(stop);
         }
         finally
         {

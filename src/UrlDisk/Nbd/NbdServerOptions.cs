@@ -27,17 +27,23 @@ public sealed record NbdServerOptions
     /// <summary>Requests one connection may have in flight before the server stops reading from it.</summary>
     public int MaxInFlightRequests { get; init; } = 64;
 
-    /// <summary>READ/WRITE payload bytes one connection may hold in flight (at least <see cref="MaxPayload"/>).</summary>
-    public long MaxInFlightBytes { get; init; } = 32 << 20;
+    /// <summary>READ/WRITE payload bytes one connection may hold in flight; a request larger than that runs alone.</summary>
+    public long MaxInFlightBytes { get; init; } = 16 << 20;
 
-    /// <summary>READ/WRITE payload bytes all connections together may hold in flight (at least <see cref="MaxPayload"/>).</summary>
-    public long MaxServerInFlightBytes { get; init; } = 64 << 20;
+    /// <summary>
+    /// READ/WRITE payload bytes all connections together may hold in flight: each client in transmission gets an even
+    /// share (at most <see cref="MaxInFlightBytes"/>); a request larger than its share runs alone.
+    /// </summary>
+    public long MaxServerInFlightBytes { get; init; } = 4 << 20;
 
     /// <summary>Longest option data accepted during the handshake; longer closes the connection.</summary>
     public int MaxOptionLength { get; init; } = 64 * 1024;
 
     /// <summary>A client that has not finished the handshake by then is dropped, so it cannot hold a slot forever.</summary>
     public TimeSpan HandshakeTimeout { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>A connection whose replies make no progress for this long (the client stopped reading) is dropped.</summary>
+    public TimeSpan ReplyTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>On shutdown, how long requests in flight may take before their connection is cut.</summary>
     public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(10);

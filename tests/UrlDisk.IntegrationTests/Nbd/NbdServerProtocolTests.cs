@@ -68,8 +68,8 @@ public class NbdServerProtocolTests
         (h, payload) = await c.ReadChunkAsync();
         Assert.Equal((uint)NbdError.NoSpace, RawNbdClient.ErrorOf(payload));
 
-        // With structured replies a READ is answered in chunks: data for the written part, a hole for the rest.
-        await c.SendRequestAsync(NbdCommand.Read, cookie: 8, MiB - 4096, 8192);
+        // With structured replies a large READ is answered in chunks: data for the written part, a hole for the rest.
+        await c.SendRequestAsync(NbdCommand.Read, cookie: 8, MiB - 65536, 2 * 65536);
         var chunks = new List<(StructuredReplyHeader, byte[])>();
         do
         {
@@ -78,8 +78,15 @@ public class NbdServerProtocolTests
         while (!chunks[^1].Item1.IsDone);
         Assert.Equal([NbdReplyChunkType.OffsetHole, NbdReplyChunkType.OffsetData], chunks.Select(x => x.Item1.Type));
         Assert.True(OffsetHoleChunk.TryRead(chunks[0].Item2, out var hole));
-        Assert.Equal(new OffsetHoleChunk(MiB - 4096, 4096), hole);
-        Assert.Equal(content[MiB..(MiB + 4096)], chunks[1].Item2[8..]);
+        Assert.Equal(new OffsetHoleChunk(MiB - 65536, 65536), hole);
+        Assert.Equal(content[MiB..(MiB + 65536)], chunks[1].Item2[8..]);
+
+        // A small one is plain data, zeros included (a hole that size is not worth a lookup).
+        await c.SendRequestAsync(NbdCommand.Read, cookie: 10, MiB - 4096, 8192);
+        (h, payload) = await c.ReadChunkAsync();
+        Assert.Equal(NbdReplyChunkType.OffsetData, h.Type);
+        Assert.True(h.IsDone);
+        Assert.Equal(content[(MiB - 4096)..(MiB + 4096)], payload[8..]);
         Assert.Equal(content, await File.ReadAllBytesAsync(dir.File("d.raw")));
     }
 

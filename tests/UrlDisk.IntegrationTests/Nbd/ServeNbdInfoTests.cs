@@ -178,6 +178,34 @@ public class ServeNbdInfoTests
     }
 
     [Fact]
+    public async Task A_stale_socket_file_is_replaced_but_a_live_socket_is_refused()
+    {
+        using var dir = new NbdTempDir();
+        string image = dir.File("disk.raw");
+        NbdTool.CreateSparseFile(image, MiB, (0, 4096));
+        string path = dir.File("s");
+
+        // A serve killed with SIGKILL leaves its socket file behind, with nobody listening on it.
+        await using (var killed = await ServeProcess.StartAsync("--socket", path, "--read-only", image))
+        {
+            Assert.Equal(137, await killed.StopAsync(9));
+        }
+
+        Assert.True(File.Exists(path));
+        await using var serve = await ServeProcess.StartAsync("--socket", path, "--read-only", "--persistent", image);
+        var info = (await NbdTool.RunAsync("nbdinfo", ["--size", serve.Uri])).EnsureSuccess();
+        Assert.Equal(MiB.ToString(), info.Stdout.Trim());
+
+        // A second serve on the same path must not steal it from the first.
+        string cli = await Infrastructure.UrlDiskCli.LauncherAsync();
+        var second = await NbdTool.RunAsync(cli, ["serve", "--socket", path, image]);
+        Assert.Equal(1, second.ExitCode);
+        Assert.Contains("in use", second.Stderr);
+        (await NbdTool.RunAsync("nbdinfo", ["--size", serve.Uri])).EnsureSuccess();
+        Assert.Equal(0, await serve.StopAsync());
+    }
+
+    [Fact]
     public async Task Bad_options_fail_with_a_clear_message()
     {
         using var dir = new NbdTempDir();
@@ -194,6 +222,10 @@ public class ServeNbdInfoTests
         Assert.Equal(1, taken.ExitCode);
         Assert.Contains("already exists", taken.Stderr);
         Assert.Equal("not a socket", File.ReadAllText(dir.File("taken")));
+
+        var timeout = await NbdTool.RunAsync(cli, ["serve", "--socket", dir.File("s3"), "--timeout", "0", image]);
+        Assert.Equal(1, timeout.ExitCode);
+        Assert.Contains("--timeout", timeout.Stderr);
 
         var shared = await NbdTool.RunAsync(cli, ["serve", "--socket", dir.File("s2"), "--shared", "-1", image]);
         Assert.Equal(1, shared.ExitCode);

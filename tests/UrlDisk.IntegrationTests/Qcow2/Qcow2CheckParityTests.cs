@@ -8,9 +8,7 @@ namespace UrlDisk.IntegrationTests.Qcow2;
 /// </summary>
 public class Qcow2CheckParityTests
 {
-    private static readonly string Cli = Path.Combine(AppContext.BaseDirectory, "UrlDisk.Cli.dll");
-
-    private static (int Exit, string Stdout, string Stderr) Urldisk(QemuTools q, params string[] args) => q.RunAll("dotnet", [Cli, .. args]);
+    private static (int Exit, string Stdout, string Stderr) Urldisk(QemuTools q, params string[] args) => q.RunAll(Infrastructure.UrlDiskCli.Launcher, args);
 
     /// <summary>Image name, patch (offset, width, value), what qemu-img says, what urldisk says.</summary>
     public static TheoryData<string, int, int, ulong, string, string> Refused => new()

@@ -54,7 +54,7 @@ public class Qcow2CliTests
         // Corruption: drop the refcount of an L2 table to 0.
         PatchU16(q.PathOf("img.qcow2"), (2 * 65536) + (4 * 2), 0);
         Assert.Equal(2, q.RunWithExit("qemu-img", ["check", "img.qcow2"], [2]).Exit);
-        var bad = q.RunAll("dotnet", Cli, "check", "img.qcow2");
+        var bad = q.RunAll(Infrastructure.UrlDiskCli.Launcher, "check", "img.qcow2");
         Assert.Equal(2, bad.Exit);
         Assert.Contains("ERROR cluster 4 refcount=0 reference=1", bad.Stderr, StringComparison.Ordinal);
         Assert.Equal(0, Urldisk(q, "check", "-r", "all", "img.qcow2").Exit);

@@ -123,6 +123,20 @@ public class ReadaheadCacheTests
     }
 
     [Fact]
+    public async Task A_large_read_of_prefetched_blocks_uses_them()
+    {
+        var data = Pattern(8 << 20);
+        var inner = new MemoryBlockDevice(data);
+        await using var cache = new ReadaheadCache(inner, readahead: 256 * 1024, cacheSize: 8 << 20);
+        await cache.PrefetchAsync(1 << 20, 1 << 20);
+        int before = inner.Reads;
+        var buf = new byte[1 << 20];
+        await cache.ReadAsync(1 << 20, buf);
+        Assert.Equal(data.AsSpan(1 << 20, 1 << 20).ToArray(), buf);
+        Assert.Equal(before, inner.Reads);
+    }
+
+    [Fact]
     public async Task A_sequential_reader_entering_the_readahead_window_starts_the_next_one()
     {
         var data = Pattern(4 << 20);

@@ -59,7 +59,40 @@ public sealed class FileSource : BlockDevice
         Volatile.Write(ref _length, length);
     }
 
-    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    /// <summary>
+    /// Reads (and writes) up to this size are done on the caller's thread. .NET runs every asynchronous file read on Unix as a
+    /// blocking pread on a thread-pool thread, so for a small read (usually from the page cache) the hand-off to that
+    /// thread and back costs more than the read; larger reads keep the hand-off, so callers still overlap them.
+    /// </summary>
+    private const int InlineLimit = 256 * 1024;
+
+    protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        if (buffer.Length > InlineLimit)
+        {
+            return ReadPooledAsync(offset, buffer, cancellationToken);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        var span = buffer.Span;
+        while (span.Length > 0)
+        {
+            int n = RandomAccess.Read(_handle, span, offset);
+            if (n == 0)
+            {
+                // The file shrank under us: the rest reads as zeros, as a sparse tail would.
+                span.Clear();
+                break;
+            }
+
+            span = span[n..];
+            offset += n;
+        }
+
+        return ValueTask.CompletedTask;
+    }
+
+    private async ValueTask ReadPooledAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
         while (buffer.Length > 0)
         {
@@ -87,7 +120,7 @@ public sealed class FileSource : BlockDevice
             throw new ReadOnlyDeviceException("file");
         }
 
-        await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(offset, data, cancellationToken).ConfigureAwait(false);
         long end = offset + data.Length;
         long current;
         while (end > (current = Volatile.Read(ref _length)) && Interlocked.CompareExchange(ref _length, end, current) != current)
@@ -95,9 +128,22 @@ public sealed class FileSource : BlockDevice
         }
     }
 
+    /// <summary>Small writes (a qcow2 cluster, table or refcount update) are done inline, as small reads are.</summary>
+    private ValueTask WriteAsync(long offset, ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        if (data.Length > InlineLimit)
+        {
+            return RandomAccess.WriteAsync(_handle, data, offset, cancellationToken);
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        RandomAccess.Write(_handle, data.Span, offset);
+        return ValueTask.CompletedTask;
+    }
+
     private async ValueTask WriteAndMaybeFlushAsync(long offset, ReadOnlyMemory<byte> data, WriteOptions options, CancellationToken cancellationToken)
     {
-        await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
+        await WriteAsync(offset, data, cancellationToken).ConfigureAwait(false);
         if ((options & WriteOptions.ForceUnitAccess) != 0)
         {
             RandomAccess.FlushToDisk(_handle);
