@@ -46,6 +46,9 @@ public sealed class BadInputTests
         { ["create", "-f", "raw", "{dir}/big.raw", "8E"], ["8E", "9223372036854775807"] },
         { ["create", "-f", "raw", "{dir}/big.raw", "1e30"], ["1e30", "suffix"] },
         { ["create", "-f", "qcow2", "{dir}/big.qcow2", "-1"], ["-1", "negative"] },
+        // 8E - 512 once overflowed the L1 size arithmetic and made an image info refuses to open.
+        { ["create", "-f", "qcow2", "{dir}/big.qcow2", "9223372036854775296"], ["9223372036854775296", "2^62"] },
+        { ["create", "-f", "qcow2", "{dir}/big.qcow2", "4E"], ["4611686018427387904", "2^62"] },
         { ["info", "--image-opts", "driver=raw,file.filename={img},offset=-1"], ["offset", "-1", "negative"] },
         { ["info", "--image-opts", "driver=raw,file.filename={img},size=9E"], ["size", "9E", "9223372036854775807"] },
         { ["info", "--image-opts", "driver=raw,file.filename={img},offset=9223372036854775807,size=10"], ["offset", "9223372036854775807", "1048576"] },

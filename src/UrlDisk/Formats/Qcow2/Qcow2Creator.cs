@@ -50,6 +50,12 @@ public static class Qcow2Creator
             throw new OptionException($"qcow2: image size {size} must be a non-negative multiple of 512 bytes");
         }
 
+        if (size >= 1L << 62)
+        {
+            // What the reader (and QEMU) refuse to open; also keeps the L1 arithmetic below from overflowing.
+            throw new OptionException($"qcow2: image size {size} is too large; a qcow2 image must be smaller than 2^62 bytes (4E)");
+        }
+
         int clusterBits = BitOperations.Log2((uint)o.ClusterSize);
         long cs = o.ClusterSize;
         int l2Bits = clusterBits - (o.ExtendedL2 ? 4 : 3);
