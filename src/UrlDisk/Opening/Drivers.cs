@@ -1,5 +1,7 @@
 using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
+using UrlDisk.Formats.Vdi;
+using UrlDisk.Formats.Vmdk;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;
 using UrlDisk.Sources.Http;
@@ -24,6 +26,8 @@ public static class Drivers
     [
         new RawFormatDriver(),
         new Qcow2FormatDriver(),
+        new VmdkFormatDriver(),
+        new VdiFormatDriver(),
     ];
 
     public static IProtocolDriver? FindProtocol(string name)

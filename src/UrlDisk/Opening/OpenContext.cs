@@ -9,6 +9,12 @@ public sealed record OpenContext
     /// <summary>Where relative names (qcow2 backing files) are resolved from: a URL or a local path of the image that names them.</summary>
     public string? BaseLocation { get; init; }
 
+    /// <summary>
+    /// The protocol node <see cref="BaseLocation"/> came from (its TLS, cookie and header options), so files that
+    /// belong to the image (VMDK extents) open the way the image did.
+    /// </summary>
+    public Specs.OptionTree? BaseProtocolNode { get; init; }
+
     /// <summary>How deep in a backing chain this open is; formats stop at <see cref="MaxChainDepth"/>.</summary>
     public int Depth { get; init; }
 

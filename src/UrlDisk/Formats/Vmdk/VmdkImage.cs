@@ -1,0 +1,184 @@
+using UrlDisk.Formats.Qcow2;
+using UrlDisk.Opening;
+
+namespace UrlDisk.Formats.Vmdk;
+
+/// <summary>
+/// A VMDK: its extents laid end to end (sparse, flat or zero), and for a differencing disk the parent named by
+/// <c>parentFileNameHint</c>, read where a sparse extent has no grain. Read-only.
+/// </summary>
+public sealed class VmdkImage : BlockDevice
+{
+    private readonly VmdkExtent[] _extents;
+    private readonly long[] _starts;
+    private readonly IBlockDevice _file;
+    private readonly BackingFile? _backing;
+    private readonly long _length;
+
+    internal VmdkImage(IBlockDevice file, VmdkDescriptor? descriptor, IReadOnlyList<(VmdkExtent Extent, string Name, string Format)> extents, BackingFile? backing)
+    {
+        _file = file;
+        _extents = [.. extents.Select(e => e.Extent)];
+        _starts = new long[_extents.Length];
+        long total = 0;
+        for (int i = 0; i < _extents.Length; i++)
+        {
+            _starts[i] = total;
+            total += _extents[i].Length;
+        }
+
+        _length = total;
+        _backing = backing;
+        Descriptor = descriptor;
+        int grain = _extents.OfType<SparseExtent>().Select(e => (int)e.GrainBytes).DefaultIfEmpty(65536).Max();
+        Info = new BlockDeviceInfo
+        {
+            Driver = "vmdk",
+            DisplayName = file.Info.DisplayName,
+            ReportsAllocation = true,
+            PreferredBlockSize = grain,
+            Details = new Dictionary<string, object?>
+            {
+                ["cid"] = descriptor?.Cid ?? VmdkDescriptor.NoParent,
+                ["parent-cid"] = descriptor?.ParentCid ?? VmdkDescriptor.NoParent,
+                ["create-type"] = descriptor?.CreateType,
+                ["extents"] = extents.Select(e => (IReadOnlyDictionary<string, object?>)e.Extent.Describe(e.Name, e.Format)).ToList(),
+            },
+            Child = file,
+        };
+    }
+
+    public override long Length => _length;
+
+    public override BlockDeviceInfo Info { get; }
+
+    /// <summary>The descriptor (embedded or a file of its own), when there is one.</summary>
+    public VmdkDescriptor? Descriptor { get; }
+
+    /// <summary>Where the parent of a differencing disk is opened from.</summary>
+    public string? BackingLocation => _backing?.Location;
+
+    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (buffer.Length > 0)
+        {
+            int i = ExtentAt(offset);
+            long within = offset - _starts[i];
+            int n = (int)Math.Min(buffer.Length, _extents[i].Length - within);
+            if (_backing is null)
+            {
+                await _extents[i].ReadAsync(within, buffer[..n], cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                await ReadOverParentAsync(_extents[i], _starts[i], within, buffer[..n], cancellationToken).ConfigureAwait(false);
+            }
+
+            offset += n;
+            buffer = buffer[n..];
+        }
+    }
+
+    private async ValueTask ReadOverParentAsync(VmdkExtent extent, long start, long within, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        while (buffer.Length > 0)
+        {
+            var runs = await extent.MapAsync(within, buffer.Length, cancellationToken).ConfigureAwait(false);
+            foreach (var run in runs)
+            {
+                int n = (int)run.Length;
+                if (run.IsHole)
+                {
+                    await ReadParentAsync(start + run.Offset, buffer[..n], cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    await extent.ReadAsync(run.Offset, buffer[..n], cancellationToken).ConfigureAwait(false);
+                }
+
+                within += n;
+                buffer = buffer[n..];
+            }
+        }
+    }
+
+    private async ValueTask ReadParentAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+    {
+        var parent = await _backing!.GetAsync(cancellationToken).ConfigureAwait(false);
+        int inParent = parent is null ? 0 : (int)Math.Clamp(parent.Length - offset, 0, buffer.Length);
+        if (inParent > 0)
+        {
+            await parent!.ReadAsync(offset, buffer[..inParent], cancellationToken).ConfigureAwait(false);
+        }
+
+        buffer.Span[inParent..].Clear();
+    }
+
+    protected override async ValueTask<IReadOnlyList<Extent>> GetExtentsCoreAsync(long offset, long length, CancellationToken cancellationToken)
+    {
+        int i = ExtentAt(offset);
+        long within = offset - _starts[i];
+        var runs = await _extents[i].MapAsync(within, Math.Min(length, _extents[i].Length - within), cancellationToken).ConfigureAwait(false);
+        var list = new List<Extent>();
+        foreach (var run in runs)
+        {
+            var e = run with { Offset = run.Offset + _starts[i] };
+            if (!e.IsHole || _backing is null)
+            {
+                list.Add(e);
+                continue;
+            }
+
+            var parent = await _backing.GetAsync(cancellationToken).ConfigureAwait(false);
+            long inParent = parent is null ? 0 : Math.Clamp(parent.Length - e.Offset, 0, e.Length);
+            if (inParent > 0)
+            {
+                // The parent may answer with fewer extents than asked: report what it said, and stop there.
+                var below = await parent!.GetExtentsAsync(e.Offset, inParent, cancellationToken).ConfigureAwait(false);
+                list.AddRange(below.Select(b => b with { Depth = b.Depth + 1 }));
+                if (below.Count == 0 || below[^1].End < e.Offset + inParent)
+                {
+                    break;
+                }
+            }
+
+            if (inParent < e.Length)
+            {
+                list.Add(new Extent(e.Offset + inParent, e.Length - inParent, ExtentFlags.Hole | ExtentFlags.Zero, 1));
+            }
+        }
+
+        return list;
+    }
+
+    private int ExtentAt(long offset)
+    {
+        int i = Array.BinarySearch(_starts, offset);
+        i = i >= 0 ? i : ~i - 1;
+        // Skip empty extents (0 sectors) that share a start with the next one.
+        while (i < _extents.Length - 1 && offset >= _starts[i] + _extents[i].Length)
+        {
+            i++;
+        }
+
+        return i;
+    }
+
+    protected override async ValueTask DisposeCoreAsync()
+    {
+        foreach (var e in _extents)
+        {
+            await e.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (!_extents.Any(e => ReferenceEquals(e.File, _file)))
+        {
+            await _file.DisposeAsync().ConfigureAwait(false);
+        }
+
+        if (_backing is not null)
+        {
+            await _backing.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
