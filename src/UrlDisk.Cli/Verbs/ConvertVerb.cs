@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using UrlDisk.Formats.Qcow2;
+using UrlDisk.Formats.Vmdk;
 using UrlDisk.Opening;
 using UrlDisk.Operations;
 using UrlDisk.Specs;
@@ -16,9 +17,9 @@ internal static class ConvertVerb
         var target = new Argument<string>("target") { Description = "Output file" };
         var format = CliCommon.Format();
         var imageOpts = CliCommon.ImageOpts();
-        var outputFormat = new Option<string>("-O") { Description = "Output format: raw or qcow2", DefaultValueFactory = _ => "raw" };
+        var outputFormat = new Option<string>("-O") { Description = "Output format: raw, qcow2 or vmdk (-o subformat=streamOptimized)", DefaultValueFactory = _ => "raw" };
         var compress = new Option<bool>("-c") { Description = "Compress the qcow2 output (zlib, or zstd with -o compression_type=zstd)" };
-        var createOptions = new Option<string[]>("-o") { Description = "qcow2 options: cluster_size, compat, compression_type, refcount_bits, extended_l2, lazy_refcounts" };
+        var createOptions = new Option<string[]>("-o") { Description = "qcow2 options: cluster_size, compat, compression_type, refcount_bits, extended_l2, lazy_refcounts; vmdk options: subformat=streamOptimized, adapter_type, hwversion, toolsversion" };
         var progress = new Option<bool>("--progress", "-p") { Description = "Show progress" };
         var noCreate = new Option<bool>("-n") { Description = "Write into an existing target instead of creating it" };
         var parallel = CliCommon.WholeNumber("--parallel", "-m", "Reads in flight (default 8)", 8, 1, 64);
@@ -32,12 +33,18 @@ internal static class ConvertVerb
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string outFmt = r.GetValue(outputFormat)!;
-            if (outFmt is not ("raw" or "qcow2"))
+            if (outFmt is not ("raw" or "qcow2" or "vmdk"))
             {
-                throw new OptionException($"-O {outFmt}: output format not supported; allowed: raw, qcow2");
+                throw new OptionException($"-O {outFmt}: output format not supported; allowed: raw, qcow2, vmdk");
             }
 
             string optionText = string.Join(',', r.GetValue(createOptions) ?? []);
+            var vmdkOptions = outFmt == "vmdk" ? VmdkCreateOptions.Parse(optionText) : null;
+            if (vmdkOptions is not null && r.GetValue(noCreate))
+            {
+                throw new OptionException("-n: -O vmdk writes a new streamOptimized file; it cannot write into an existing one");
+            }
+
             if (outFmt == "raw" && (r.GetValue(compress) || optionText.Length > 0))
             {
                 throw new OptionException("-c and -o need -O qcow2; raw output takes neither");
@@ -80,7 +87,12 @@ internal static class ConvertVerb
                 Progress = bar is null ? null : bar.Report,
             }.CopyAsync(from, to, ct);
 
-            if (qcow2Options is not null)
+            if (vmdkOptions is not null)
+            {
+                // streamOptimized is written front to back (grains compressed, in order), not through the copier.
+                await VmdkStreamWriter.WriteAsync(image, targetPath, vmdkOptions, bar is null ? null : bar.Report, ct).ConfigureAwait(false);
+            }
+            else if (qcow2Options is not null)
             {
                 bool compressed = r.GetValue(compress);
                 await using var qcow2 = await Qcow2ConvertTarget.CreateAsync(targetPath, image.Length, qcow2Options, compressed, r.GetValue(noCreate), ct).ConfigureAwait(false);
