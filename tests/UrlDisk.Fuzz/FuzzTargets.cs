@@ -10,6 +10,8 @@ public static class FuzzTargets
         new SpecParserTarget(),
         new Qcow2HeaderTarget(),
         new Qcow2ImageTarget(),
+        new VmdkTarget(),
+        new VdiTarget(),
         new NbdHandshakeTarget(),
         new NbdTransmissionTarget(),
         new FtpReplyTarget(),

@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"' EXIT
 
-mkdir -p qcow2-image qcow2-header spec nbd-handshake nbd-transmission ftp-reply tftp-packet
+mkdir -p qcow2-image qcow2-header vmdk vdi spec nbd-handshake nbd-transmission ftp-reply tftp-packet
 
 img() { # name, create options, then qemu-io commands
     local name="$1" opts="$2"
@@ -40,6 +40,21 @@ for c in zlib zstd; do
     qemu-img convert -q -c -O qcow2 -o cluster_size=512,compression_type=$c "$tmp/raw" "$tmp/comp-$c"
     cp "$tmp/comp-$c" "qcow2-image/seed-compressed-$c"
 done
+
+# vmdk and vdi: small images from qemu-img (vmdk/seed-urldisk-stream, the footer layout urldisk writes, is checked in
+# as made by `urldisk convert -O vmdk -o subformat=streamOptimized` from the same raw file).
+head -c 256k /dev/zero > "$tmp/small.raw"
+qemu-io -f raw -c "write -P 0x5a 0 4k" -c "write -P 0x21 130k 2k" "$tmp/small.raw" >/dev/null
+for sub in monolithicSparse streamOptimized; do
+    qemu-img convert -q -f raw -O vmdk -o subformat=$sub "$tmp/small.raw" "vmdk/seed-$sub"
+done
+qemu-img convert -q -f raw -O vmdk -o subformat=monolithicSparse,zeroed_grain=on "$tmp/small.raw" vmdk/seed-zeroed-grain
+qemu-img convert -q -f raw -O vmdk -o subformat=monolithicFlat "$tmp/small.raw" "$tmp/flat.vmdk"
+cp "$tmp/flat.vmdk" vmdk/seed-descriptor-flat
+printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\nRW 512 ZERO\nRDONLY 8 ZERO\n\nddb.adapterType = "lsilogic"\n' > vmdk/seed-descriptor-zero
+qemu-img convert -q -f raw -O vdi "$tmp/small.raw" vdi/seed-dynamic
+qemu-img create -q -f vdi "$tmp/empty.vdi" 3M
+cp "$tmp/empty.vdi" vdi/seed-empty
 
 printf '%s' 'https://user:pw@host:8443/images/disk.img?x=1' > spec/seed-url
 printf '%s' 'json:{"driver":"qcow2","file":{"driver":"http","url":"http://h/a.qcow2","readahead":"64k","timeout":10}}' > spec/seed-json
