@@ -62,7 +62,9 @@ public class VmdkWriteAndMalformedTests(NginxFixture nginx) : IClassFixture<Ngin
     [InlineData("vmdk", "subformat=streamOptimized", 56, 8, -1L, "footer marker")]
     [InlineData("vdi", "static=off", 68, 4, 0x00010002L, "version 1.2")]
     [InlineData("vdi", "static=off", 376, 4, 1000L, "block size 1000")]
-    [InlineData("vdi", "static=off", 384, 4, 0x3FFFFFFFL, "block map at offset")]
+    [InlineData("vdi", "static=off", 384, 4, 0x01000000L, "block map at offset")]
+    [InlineData("vdi", "static=off", 384, 4, 0x3FFFFFFFL, "more than the 33554432 allowed")]
+    [InlineData("vmdk", "subformat=monolithicSparse", 12, 8, 1L << 50, "entries, more than the 33554432 allowed")]
     public async Task Malformed_header_fields_give_a_clean_error(string format, string options, int offset, int width, long value, string expected)
     {
         using var q = new QemuTools();

@@ -10,7 +10,8 @@ public readonly record struct VdiHeader
     public const int Size = 512;
     public const uint TypeDynamic = 1;
     public const uint TypeStatic = 2;
-    public const uint MaxBlocks = 0x3FFFFFFF;
+    /// <summary>The most blocks allowed: the block map (4 bytes each, read whole) stays at most 128 MiB (32 TiB in 1 MiB blocks).</summary>
+    public const uint MaxBlocks = 32u << 20;
 
     /// <summary>Block map values at or above this are unallocated (0xFFFFFFFF never written, 0xFFFFFFFE discarded).</summary>
     public const uint FirstUnallocated = 0xFFFFFFFE;

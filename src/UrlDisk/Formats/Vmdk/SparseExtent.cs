@@ -14,6 +14,9 @@ internal sealed class SparseExtent : VmdkExtent
     private const int MaxCachedTables = 4096;
     private const int MaxGrainsPerMap = 1 << 16;
 
+    /// <summary>Grain directory entries allowed (QEMU's limit for the L1 table): 128 MiB of directory, whatever the file claims.</summary>
+    private const long MaxGdEntries = 32L << 20;
+
     private readonly IBlockDevice _file;
     private readonly uint[] _gd;
     private readonly long _length;
@@ -70,6 +73,11 @@ internal sealed class SparseExtent : VmdkExtent
         }
 
         long entries = header.GdEntries;
+        if (entries > MaxGdEntries)
+        {
+            throw new ImageFormatException($"vmdk: '{name}': the grain directory would have {entries} entries, more than the {MaxGdEntries} allowed (capacity {header.Capacity} sectors, grain {header.GrainSize} sectors, {header.NumGtesPerGt} entries per table)");
+        }
+
         long gdStart = (long)Math.Min(header.GdOffset, (ulong)long.MaxValue / 1024) * 512;
         if (entries > (file.Length - Math.Min(gdStart, file.Length)) / 4)
         {
