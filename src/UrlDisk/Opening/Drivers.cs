@@ -1,5 +1,6 @@
 using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
+using UrlDisk.Formats.Vpc;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;
 using UrlDisk.Sources.Http;
@@ -24,6 +25,7 @@ public static class Drivers
     [
         new RawFormatDriver(),
         new Qcow2FormatDriver(),
+        new VpcFormatDriver(),
     ];
 
     public static IProtocolDriver? FindProtocol(string name)
