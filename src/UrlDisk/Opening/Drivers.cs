@@ -1,5 +1,6 @@
 using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
+using UrlDisk.Formats.Vhdx;
 using UrlDisk.Formats.Vpc;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;
@@ -26,6 +27,7 @@ public static class Drivers
         new RawFormatDriver(),
         new Qcow2FormatDriver(),
         new VpcFormatDriver(),
+        new VhdxFormatDriver(),
     ];
 
     public static IProtocolDriver? FindProtocol(string name)
