@@ -58,7 +58,7 @@ public static class ImageOpener
         {
             return formatDriver is null
                 ? await ProbeAndOpenFormatAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false)
-                : await formatDriver.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
+                : await OpenNamedFormatAsync(formatDriver, file, formatNode, context, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -139,6 +139,34 @@ public static class ImageOpener
         }
 
         return await best.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A named format other than raw also sees decompressed bytes (<c>-F qcow2</c> for a <c>.qcow2.xz</c> backing
+    /// file); <c>raw</c> keeps the file's own bytes, so a compressed file can still be copied as it is.
+    /// </summary>
+    private static async ValueTask<IBlockDevice> OpenNamedFormatAsync(IFormatDriver formatDriver, IBlockDevice file, OptionTree formatNode, OpenContext context, CancellationToken cancellationToken)
+    {
+        if (formatDriver.Name != "raw" && file.Length >= 6)
+        {
+            var magic = new byte[6];
+            await file.ReadAsync(0, magic, cancellationToken).ConfigureAwait(false);
+            if (Layers.Compressed.CompressedLayer.Detect(magic) is { } compression)
+            {
+                var layer = await Layers.Compressed.CompressedLayer.OpenAsync(file, compression, context, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await formatDriver.OpenAsync(layer, formatNode, context, cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await layer.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
+            }
+        }
+
+        return await formatDriver.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
     }
 
     private static async ValueTask<byte[]> ReadHeadAsync(IBlockDevice file, CancellationToken cancellationToken)

@@ -54,6 +54,25 @@ public sealed class CompressedImageTests(NginxFixture fixture) : IClassFixture<N
         }
     }
 
+    [Theory]
+    [InlineData("qcow2", "--block-size=1MiB")]
+    [InlineData("vpc", "")]
+    public async Task Qcow2_overlay_backed_by_a_compressed_image_named_with_its_format_reads_like_the_source(string format, string xzOption)
+    {
+        using var q = new QemuTools();
+        VhdFormatsTests.MakeSource(q);
+        q.Img("convert", "-f", "raw", "-O", format, "src.raw", "base");
+        var expected = q.QemuRaw("base");
+        q.Run("xz", xzOption.Length > 0 ? ["-k", "-T1", xzOption, "base"] : ["-k", "-T1", "base"]);
+        string url = fixture.Server.HttpUrl(fixture.Server.Put($"compressed/backing-{format}.xz", File.ReadAllBytes(q.PathOf("base.xz"))));
+        await UrlDisk.Formats.Qcow2.Qcow2Creator.CreateAsync(q.PathOf("overlay.qcow2"), expected.Length, new UrlDisk.Formats.Qcow2.Qcow2CreateOptions { BackingFile = url, BackingFormat = format });
+        QemuTools.AssertSameBytes(expected, await QemuTools.UrlDiskRawAsync(q.PathOf("overlay.qcow2")));
+
+        // -f raw still means the file's own bytes.
+        await using var raw = await ImageOpener.OpenAsync(q.PathOf("base.xz"), "raw");
+        Assert.Equal(new FileInfo(q.PathOf("base.xz")).Length, raw.Length);
+    }
+
     [Fact]
     public async Task Convert_of_an_xz_url_writes_the_decompressed_image()
     {
