@@ -13,7 +13,7 @@ internal static class CliCommon
         Recursive = true,
     };
 
-    public static Option<string?> Format() => new("--format", "-f") { Description = "Image format of the source (raw, qcow2); probed when absent" };
+    public static Option<string?> Format() => new("--format", "-f") { Description = "Image format of the source (raw, qcow2, vpc, vhdx); probed when absent (xz, gzip and zstd files are decompressed first)" };
 
     public static Option<bool> ImageOpts() => new("--image-opts") { Description = "Treat the filename as key=value options (driver=raw,file.driver=http,file.url=…; ,, is a literal comma)" };
 

@@ -16,6 +16,9 @@ public static class FuzzTargets
         new NbdTransmissionTarget(),
         new FtpReplyTarget(),
         new TftpPacketTarget(),
+        new VpcImageTarget(),
+        new VhdxImageTarget(),
+        new XzIndexTarget(),
     ];
 
     public static IFuzzTarget? Find(string name) => All.FirstOrDefault(t => t.Name == name);

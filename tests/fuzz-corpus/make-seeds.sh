@@ -85,3 +85,39 @@ printf '000500014e6f74206865726500' | xxd -r -p > tftp-packet/seed-error
 printf '0006626c6b73697a650031343238007473697a650031303438353736007769' | xxd -r -p > tftp-packet/seed-oack-partial
 printf '0006626c6b73697a6500313432380074736 97a650031303438353736007769 6e646f7773697a65003800' | tr -d ' ' | xxd -r -p > tftp-packet/seed-oack
 printf '00016469736b2e696d67006f6374657400747369 7a65003000' | tr -d ' ' | xxd -r -p > tftp-packet/seed-rrq
+
+# VHD, VHDX (in the harnesses' sparse form: u32 size, then u32 offset / u16 length / bytes records) and xz files.
+mkdir -p vpc vhdx xz-index
+sparse() { # file -> sparse form on stdout
+    python3 - "$1" <<'PY'
+import struct, sys
+data = open(sys.argv[1], 'rb').read()
+out = bytearray(struct.pack('<I', len(data)))
+pos = 0
+while pos < len(data):
+    if data[pos:pos + 512].strip(b'\0'):
+        end = pos + 512
+        while end < len(data) and end - pos < 65024 and data[end:end + 512].strip(b'\0'):
+            end += 512
+        out += struct.pack('<IH', pos, min(end, len(data)) - pos) + data[pos:end]
+        pos = end
+    else:
+        pos += 512
+sys.stdout.buffer.write(out)
+PY
+}
+qemu-img create -q -f raw "$tmp/small.raw" 3M
+qemu-io -f raw -c "write -P 0x5a 0 4k" -c "write -P 0x11 2M 1536" "$tmp/small.raw" >/dev/null
+for sub in fixed dynamic; do
+    qemu-img convert -q -f raw -O vpc -o subformat=$sub,force_size=on "$tmp/small.raw" "$tmp/v-$sub"
+    sparse "$tmp/v-$sub" > vpc/seed-$sub
+    qemu-img convert -q -f raw -O vhdx -o subformat=$sub,log_size=1M,block_size=1M "$tmp/small.raw" "$tmp/x-$sub"
+    sparse "$tmp/x-$sub" > vhdx/seed-$sub
+done
+qemu-img convert -q -f raw -O vpc -o subformat=dynamic "$tmp/small.raw" "$tmp/v-chs"
+sparse "$tmp/v-chs" > vpc/seed-dynamic-chs
+head -c 200k /dev/zero | tr '\0' 'u' > "$tmp/text"
+xz -T1 --block-size=64KiB -c "$tmp/text" > xz-index/seed-blocks
+xz -T1 -c "$tmp/text" > xz-index/seed-one-block
+xz -T1 --check=crc32 --block-size=100KiB -c "$tmp/text" > xz-index/seed-crc32
+{ cat xz-index/seed-one-block; printf '\0\0\0\0'; cat xz-index/seed-blocks; } > xz-index/seed-two-streams

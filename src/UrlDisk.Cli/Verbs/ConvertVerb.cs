@@ -17,9 +17,9 @@ internal static class ConvertVerb
         var target = new Argument<string>("target") { Description = "Output file" };
         var format = CliCommon.Format();
         var imageOpts = CliCommon.ImageOpts();
-        var outputFormat = new Option<string>("-O") { Description = "Output format: raw, qcow2 or vmdk (-o subformat=streamOptimized)", DefaultValueFactory = _ => "raw" };
+        var outputFormat = new Option<string>("-O") { Description = "Output format: raw, qcow2, vmdk (-o subformat=streamOptimized) or vpc (fixed VHD)", DefaultValueFactory = _ => "raw" };
         var compress = new Option<bool>("-c") { Description = "Compress the qcow2 output (zlib, or zstd with -o compression_type=zstd)" };
-        var createOptions = new Option<string[]>("-o") { Description = "qcow2 options: cluster_size, compat, compression_type, refcount_bits, extended_l2, lazy_refcounts; vmdk options: subformat=streamOptimized, adapter_type, hwversion, toolsversion" };
+        var createOptions = new Option<string[]>("-o") { Description = "qcow2 options: cluster_size, compat, compression_type, refcount_bits, extended_l2, lazy_refcounts; vmdk options: subformat=streamOptimized, adapter_type, hwversion, toolsversion; vpc options: subformat=fixed, force_size" };
         var progress = new Option<bool>("--progress", "-p") { Description = "Show progress" };
         var noCreate = new Option<bool>("-n") { Description = "Write into an existing target instead of creating it" };
         var parallel = CliCommon.WholeNumber("--parallel", "-m", "Reads in flight (default 8)", 8, 1, 64);
@@ -33,9 +33,9 @@ internal static class ConvertVerb
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string outFmt = r.GetValue(outputFormat)!;
-            if (outFmt is not ("raw" or "qcow2" or "vmdk"))
+            if (outFmt is not ("raw" or "qcow2" or "vmdk" or "vpc"))
             {
-                throw new OptionException($"-O {outFmt}: output format not supported; allowed: raw, qcow2, vmdk");
+                throw new OptionException($"-O {outFmt}: output format not supported; allowed: raw, qcow2, vmdk, vpc");
             }
 
             string optionText = string.Join(',', r.GetValue(createOptions) ?? []);
@@ -50,6 +50,12 @@ internal static class ConvertVerb
                 throw new OptionException("-c and -o need -O qcow2; raw output takes neither");
             }
 
+            if (outFmt == "vpc" && r.GetValue(compress))
+            {
+                throw new OptionException("-c needs -O qcow2; vpc output is not compressed");
+            }
+
+            var vpcOptions = outFmt == "vpc" ? Formats.Vpc.VpcCreateOptions.Parse(optionText) : null;
             var qcow2Options = outFmt == "qcow2" ? Qcow2CreateOptions.Parse(optionText.Length == 0 ? null : optionText) : null;
             if (qcow2Options?.BackingFile is not null)
             {
@@ -101,6 +107,12 @@ internal static class ConvertVerb
                 IBlockDevice from = compressed ? new ClusterAlignedExtents(image, qcow2.Image.ClusterSize) : image;
                 await CopyAsync(from, qcow2, qcow2.IsZeroed, sparseSize != 0 && !compressed).ConfigureAwait(false);
                 await qcow2.CommitAsync().ConfigureAwait(false);
+            }
+            else if (vpcOptions is not null)
+            {
+                await using var vhd = Formats.Vpc.VpcFixedTarget.Create(targetPath, image.Length, vpcOptions, r.GetValue(noCreate), sync);
+                await CopyAsync(image, vhd, vhd.IsZeroed, sparseSize != 0).ConfigureAwait(false);
+                await vhd.CommitAsync(ct).ConfigureAwait(false);
             }
             else
             {

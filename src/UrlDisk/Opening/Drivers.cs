@@ -2,6 +2,8 @@ using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
 using UrlDisk.Formats.Vdi;
 using UrlDisk.Formats.Vmdk;
+using UrlDisk.Formats.Vhdx;
+using UrlDisk.Formats.Vpc;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;
 using UrlDisk.Sources.Http;
@@ -28,6 +30,8 @@ public static class Drivers
         new Qcow2FormatDriver(),
         new VmdkFormatDriver(),
         new VdiFormatDriver(),
+        new VpcFormatDriver(),
+        new VhdxFormatDriver(),
     ];
 
     public static IProtocolDriver? FindProtocol(string name)

@@ -58,7 +58,7 @@ public static class ImageOpener
         {
             return formatDriver is null
                 ? await ProbeAndOpenFormatAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false)
-                : await formatDriver.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
+                : await OpenNamedFormatAsync(formatDriver, file, formatNode, context, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -110,11 +110,20 @@ public static class ImageOpener
     /// <summary>Reads the first bytes and picks the format that claims them most surely (raw when none does).</summary>
     public static async ValueTask<IBlockDevice> ProbeAndOpenFormatAsync(IBlockDevice file, OptionTree formatNode, OpenContext context, CancellationToken cancellationToken)
     {
-        int n = (int)Math.Min(file.Length, 64 * 1024);
-        var head = new byte[n];
-        if (n > 0)
+        var head = await ReadHeadAsync(file, cancellationToken).ConfigureAwait(false);
+        if (Layers.Compressed.CompressedLayer.Detect(head) is { } compression)
         {
-            await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
+            // Probing sees the decompressed bytes: x.qcow2.xz is a qcow2 image.
+            var layer = await Layers.Compressed.CompressedLayer.OpenAsync(file, compression, context, cancellationToken).ConfigureAwait(false);
+            try
+            {
+                return await ProbeAndOpenFormatAsync(layer, formatNode, context, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                await layer.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
         }
 
         IFormatDriver best = Drivers.FindFormat("raw")!;
@@ -130,6 +139,45 @@ public static class ImageOpener
         }
 
         return await best.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A named format other than raw also sees decompressed bytes (<c>-F qcow2</c> for a <c>.qcow2.xz</c> backing
+    /// file); <c>raw</c> keeps the file's own bytes, so a compressed file can still be copied as it is.
+    /// </summary>
+    private static async ValueTask<IBlockDevice> OpenNamedFormatAsync(IFormatDriver formatDriver, IBlockDevice file, OptionTree formatNode, OpenContext context, CancellationToken cancellationToken)
+    {
+        if (formatDriver.Name != "raw" && file.Length >= 6)
+        {
+            var magic = new byte[6];
+            await file.ReadAsync(0, magic, cancellationToken).ConfigureAwait(false);
+            if (Layers.Compressed.CompressedLayer.Detect(magic) is { } compression)
+            {
+                var layer = await Layers.Compressed.CompressedLayer.OpenAsync(file, compression, context, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    return await formatDriver.OpenAsync(layer, formatNode, context, cancellationToken).ConfigureAwait(false);
+                }
+                catch
+                {
+                    await layer.DisposeAsync().ConfigureAwait(false);
+                    throw;
+                }
+            }
+        }
+
+        return await formatDriver.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async ValueTask<byte[]> ReadHeadAsync(IBlockDevice file, CancellationToken cancellationToken)
+    {
+        var head = new byte[(int)Math.Min(file.Length, 64 * 1024)];
+        if (head.Length > 0)
+        {
+            await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
+        }
+
+        return head;
     }
 
     /// <summary>Relative names inside an image (qcow2 backing files) resolve against the protocol node's url or filename.</summary>

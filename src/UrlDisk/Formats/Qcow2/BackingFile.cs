@@ -14,7 +14,7 @@ internal sealed class BackingFile : IAsyncDisposable
     private readonly SemaphoreSlim _openLock = new(1, 1);
     private IBlockDevice? _device;
 
-    public BackingFile(string name, string? format, OpenContext overlayContext)
+    public BackingFile(string name, string? format, OpenContext overlayContext, string driver = "qcow2")
     {
         Location = BackingName.Resolve(name, overlayContext.BaseLocation);
         _format = string.IsNullOrEmpty(format) ? null : format;
@@ -28,18 +28,18 @@ internal sealed class BackingFile : IAsyncDisposable
         // through convert or serve).
         if (overlayContext.BaseLocation is { } overlay && !BackingName.IsLocal(overlay) && BackingName.IsLocal(Location))
         {
-            throw new ImageFormatException($"qcow2: the remote image '{Redact.Spec(overlay)}' names a local backing file '{Redact.Spec(Location)}'; refused");
+            throw new ImageFormatException($"{driver}: the remote image '{Redact.Spec(overlay)}' names a local backing file '{Redact.Spec(Location)}'; refused");
         }
 
         string key = BackingName.ChainKey(Location);
         if (chain.Contains(key))
         {
-            throw new ImageFormatException($"qcow2: backing chain loop: '{Redact.Spec(Location)}' is already in the chain");
+            throw new ImageFormatException($"{driver}: backing chain loop: '{Redact.Spec(Location)}' is already in the chain");
         }
 
         if (overlayContext.Depth + 1 > OpenContext.MaxChainDepth)
         {
-            throw new ImageFormatException($"qcow2: backing chain is deeper than {OpenContext.MaxChainDepth} images");
+            throw new ImageFormatException($"{driver}: backing chain is deeper than {OpenContext.MaxChainDepth} images");
         }
 
         _context = overlayContext with
