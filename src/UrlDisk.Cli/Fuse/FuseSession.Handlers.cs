@@ -1,5 +1,5 @@
 using System.Buffers;
-using UrlDisk.Cli.Fuse.Wire;
+using UrlDisk.Fuse.Wire;
 
 namespace UrlDisk.Cli.Fuse;
 

@@ -2,7 +2,7 @@ using System.Buffers;
 using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Text;
-using UrlDisk.Cli.Fuse.Wire;
+using UrlDisk.Fuse.Wire;
 using UrlDisk.Specs;
 
 namespace UrlDisk.Cli.Fuse;

@@ -115,7 +115,7 @@ internal static class MountVerb
     private static bool CheckMountpoint(string given, string full)
     {
         int errno = FuseNative.StatErrno(full);
-        if (errno == Fuse.Wire.Errno.ENOTCONN)
+        if (errno == UrlDisk.Fuse.Wire.Errno.ENOTCONN)
         {
             throw new OptionException($"mountpoint '{given}' is a dead mount (its process ended); clear it with: urldisk unmount {given}");
         }
@@ -153,7 +153,7 @@ internal static class MountVerb
             return false;
         }
 
-        return FuseNative.Errno == Fuse.Wire.Errno.ENOTCONN;
+        return FuseNative.Errno == UrlDisk.Fuse.Wire.Errno.ENOTCONN;
     }
 
     /// <summary>The file's name in a directory mount: the image's own name with .raw, e.g. vm.qcow2 → vm.raw.</summary>

@@ -1,4 +1,4 @@
-namespace UrlDisk.Cli.Fuse.Wire;
+namespace UrlDisk.Fuse.Wire;
 
 /// <summary>The FUSE requests this server answers or must know (include/uapi/linux/fuse.h).</summary>
 internal enum FuseOpcode : uint

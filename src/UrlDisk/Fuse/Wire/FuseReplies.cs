@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace UrlDisk.Cli.Fuse.Wire;
+namespace UrlDisk.Fuse.Wire;
 
 /// <summary>fuse_attr (88 bytes): the attributes of the one file or of the directory holding it.</summary>
 internal readonly record struct FuseAttr(ulong Ino, long Size, long TimeSeconds, uint Mode, uint Uid, uint Gid)

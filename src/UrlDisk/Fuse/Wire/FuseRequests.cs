@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace UrlDisk.Cli.Fuse.Wire;
+namespace UrlDisk.Fuse.Wire;
 
 /// <summary>fuse_read_in and fuse_write_in (40 bytes each, same leading fields): a range of the open file.</summary>
 internal readonly record struct FuseIoIn(ulong Handle, long Offset, uint Size)

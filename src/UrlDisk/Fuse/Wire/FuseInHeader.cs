@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace UrlDisk.Cli.Fuse.Wire;
+namespace UrlDisk.Fuse.Wire;
 
 /// <summary>fuse_in_header (40 bytes): what every request starts with.</summary>
 internal readonly record struct FuseInHeader(uint Length, FuseOpcode Opcode, ulong Unique, ulong NodeId, uint Uid, uint Gid, uint Pid, ushort ExtensionLength)

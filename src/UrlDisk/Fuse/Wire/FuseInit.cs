@@ -1,6 +1,6 @@
 using System.Buffers.Binary;
 
-namespace UrlDisk.Cli.Fuse.Wire;
+namespace UrlDisk.Fuse.Wire;
 
 /// <summary>The FUSE_INIT capability bits this server may ask for.</summary>
 [Flags]
