@@ -3,7 +3,8 @@ using System.Text;
 namespace UrlDisk.Cli.Fuse;
 
 /// <summary>One line of /proc/self/mountinfo: where something is mounted and what it is.</summary>
-internal sealed record MountEntry(string MountPoint, string FileSystemType, string Source);
+/// <param name="Device">major:minor; a FUSE mount's minor is its connection number (/sys/class/bdi/0:N).</param>
+internal sealed record MountEntry(string MountPoint, string FileSystemType, string Source, string Device);
 
 /// <summary>Reads /proc/self/mountinfo (proc(5)): is a path a mount point, and of what.</summary>
 internal static class MountTable
@@ -35,7 +36,7 @@ internal static class MountTable
             return false;
         }
 
-        entry = new MountEntry(Unescape(fields[4]), fields[dash + 1], Unescape(fields[dash + 2]));
+        entry = new MountEntry(Unescape(fields[4]), fields[dash + 1], Unescape(fields[dash + 2]), fields[2]);
         return true;
     }
 

@@ -68,6 +68,7 @@ internal static class MountVerb
         {
             session.Start();
             await session.Initialized.WaitAsync(stop.Token).ConfigureAwait(false);
+            FuseMounter.RaiseReadahead(full);
             string where = fileName is null ? given : Path.Combine(given, fileName);
             Console.Error.WriteLine($"{MountedMarker}{InfoVerb.DisplayFilename(spec)} ({(writable ? "read-write" : "read-only")}, {image.Length} bytes) at {where}");
             if (Environment.GetEnvironmentVariable(DaemonChildVariable) is not null)
