@@ -5,8 +5,11 @@
 #   nbdfuse         urldisk serve --socket S URL; nbdfuse -r DIR nbd+unix:///?socket=S   (libnbd's FUSE client)
 # (1) sequential: dd bs=1M of the whole file to /dev/null (MiB/s)
 # (2) random: 2000 random 4 KiB-aligned preads of 4 KiB, one at a time (reads/s), buffered as programs read
+# (3) boot (SKIP_BOOT=1 leaves it out): qemu-system-x86_64 (TCG) boots the integration tests' ISO as a raw CD-ROM
+#     from the local file (qemu -cdrom) and from a file urldisk mounts from a warm copy-on-read overlay over its URL
 # Usage: bench/fuse.sh [SIZE_MIB] [RUNS] > bench/results/fuse.txt   (default 256 MiB, 3 runs). Runs as root.
-# Needs: nginx-light curl python3 libnbd-bin (nbdfuse) fuse3.
+# Needs: nginx-light curl python3 libnbd-bin (nbdfuse) fuse3 qemu-system-x86 qemu-utils, and for the ISO
+# grub-pc-bin grub-common xorriso mtools busybox-static cpio (tests/.../Nbd/Boot/build-boot-iso.sh; cached).
 set -euo pipefail
 size_mib=${1:-256}
 runs=${2:-3}
@@ -16,8 +19,9 @@ tmp=$(mktemp -d /tmp/urldisk-bench-fuse-XXXXXX)
 pids=()
 job=""
 job2=""
+mounted() { grep -q " $1 " /proc/self/mountinfo; }
 cleanup() {
-  for m in "$tmp/a.raw" "$tmp/n"; do mountpoint -q "$m" 2>/dev/null && umount -l "$m" || true; done
+  for m in "$tmp/a.raw" "$tmp/n" "$tmp/boot.raw"; do mounted "$m" && umount -l "$m" || true; done
   for p in $job $job2 "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$tmp"
@@ -103,3 +107,31 @@ for way in "${ways[@]}"; do
   # shellcheck disable=SC2086 # the lists are meant to split
   printf '%-16s %18s %22s   %s| %s\n' "$way" "$(median ${seq[$way]})" "$(median ${rnd[$way]})" "${seq[$way]}" "${rnd[$way]}"
 done
+
+[[ ${SKIP_BOOT:-} == 1 ]] && exit 0
+marker=URLDISK-NBD-BOOT-OK
+iso=$(bash "$repo/tests/UrlDisk.IntegrationTests/Nbd/Boot/build-boot-iso.sh" "$marker" 2>"$tmp/iso-build.log") \
+  || { cat "$tmp/iso-build.log" >&2; exit 1; }
+cp "$iso" "$tmp/html/boot.iso"
+"$repo/urldisk" create -f qcow2 -F raw -b "http://127.0.0.1:$port/boot.iso" "$tmp/boot.qcow2" >/dev/null
+boot() { # boot FILE: seconds until QEMU powers off; fails without the marker
+  local t0 t1
+  t0=$(date +%s.%N)
+  timeout 300 qemu-system-x86_64 -machine accel=tcg -nographic -m 512 -no-reboot -nodefaults -serial stdio \
+    -drive "media=cdrom,readonly=on,format=raw,file=$1" -boot d > "$tmp/serial.txt" 2>&1
+  t1=$(date +%s.%N)
+  grep -q "$marker" "$tmp/serial.txt" || { echo "no boot marker from $1" >&2; tail -5 "$tmp/serial.txt" >&2; exit 1; }
+  python3 -c "print(f'{$t1 - $t0:.2f}')"
+}
+: > "$tmp/boot.raw"
+"$repo/urldisk" mount --copy-on-read "$tmp/boot.qcow2" "$tmp/boot.raw" 2>>"$tmp/mount.log" & job=$!
+for _ in $(seq 200); do mounted "$tmp/boot.raw" && break; sleep 0.05; done
+boot "$tmp/boot.raw" >/dev/null # fills the overlay: later boots are warm
+local_times="" mount_times=""
+for run in $(seq "$runs"); do
+  local_times+="$(boot "$tmp/html/boot.iso") "
+  mount_times+="$(boot "$tmp/boot.raw") "
+done
+"$repo/urldisk" unmount "$tmp/boot.raw"; wait "$job" || true; job=""
+# shellcheck disable=SC2086
+echo "boot of the fixture ISO (TCG), median s: local -cdrom $(median $local_times) [$local_times], urldisk mount of a warm copy-on-read overlay $(median $mount_times) [$mount_times]"
