@@ -41,7 +41,7 @@ internal static class MountVerb
 
             string spec = r.GetValue(filename)!;
             string given = CliCommon.RequirePath(r.GetValue(mountpoint), "mountpoint");
-            string full = Path.GetFullPath(given);
+            string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(given));
             bool directory = CheckMountpoint(given, full);
             if (r.GetValue(daemon) && Environment.GetEnvironmentVariable(DaemonChildVariable) is null)
             {

@@ -16,7 +16,7 @@ internal static class UnmountVerb
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, ct =>
         {
             string given = CliCommon.RequirePath(r.GetValue(mountpoint), "mountpoint");
-            string full = Path.GetFullPath(given);
+            string full = Path.TrimEndingDirectorySeparator(Path.GetFullPath(given));
             var entry = MountTable.Find(full);
             if (entry is null && Path.GetDirectoryName(full) is { } parent && MountTable.Find(parent) is { FileSystemType: MountTable.FileSystemType })
             {
