@@ -12,6 +12,8 @@ root.Subcommands.Add(CheckVerb.Create());
 root.Subcommands.Add(CompareVerb.Create());
 root.Subcommands.Add(MapVerb.Create());
 root.Subcommands.Add(ServeVerb.Create());
+root.Subcommands.Add(MountVerb.Create());
+root.Subcommands.Add(UnmountVerb.Create());
 
 // A long termination timeout lets serve finish requests in flight and flush after SIGTERM.
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };

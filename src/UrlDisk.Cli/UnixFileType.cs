@@ -9,6 +9,8 @@ namespace UrlDisk.Cli;
 internal static class UnixFileType
 {
     public const int Socket = 0xC000;
+    public const int Regular = 0x8000;
+    public const int Directory = 0x4000;
     public const int Unknown = -1;
     private const int TypeMask = 0xF000;
 

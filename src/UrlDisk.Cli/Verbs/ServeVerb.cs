@@ -125,7 +125,7 @@ internal static class ServeVerb
     /// Opens for writing when the image is a local file and --read-only is absent (remote sources are read-only);
     /// a local file we may not write is served read-only, as qemu-nbd does with auto-read-only.
     /// </summary>
-    private static async ValueTask<IBlockDevice> OpenAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, CancellationToken ct)
+    internal static async ValueTask<IBlockDevice> OpenAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, CancellationToken ct, string fallbackVerb = "serving")
     {
         var tree = CliCommon.ParseSpec(spec, imageOpts);
         var context = new OpenContext { Writable = !readOnly && IsLocalFile(tree), CopyOnRead = copyOnRead };
@@ -135,7 +135,7 @@ internal static class ServeVerb
         }
         catch (SourceException e) when (!readOnly && e.InnerException is UnauthorizedAccessException)
         {
-            Console.Error.WriteLine($"urldisk: {InfoVerb.DisplayFilename(spec)} is not writable; serving it read-only");
+            Console.Error.WriteLine($"urldisk: {InfoVerb.DisplayFilename(spec)} is not writable; {fallbackVerb} it read-only");
             return await ImageOpener.OpenAsync(tree, format, context with { Writable = false }, ct).ConfigureAwait(false);
         }
     }
