@@ -17,12 +17,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 tmp=$(mktemp -d /tmp/urldisk-bench-http-XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 source "$here/lib.sh"
-mkdir -p "$here/results"
-exec > >(tee "$here/results/http-convert.txt") 2>&1
 require_tools nginx qemu-img nbdkit nbdcopy curl /usr/bin/time
 nbdkit curl --version >/dev/null 2>&1 || { echo "nbdkit's curl plugin is missing (Debian package nbdkit)" >&2; exit 1; }
 
@@ -34,6 +32,8 @@ start_nginx_and_proxy disk.img off
 
 # Build the CLI once (the launcher publishes Release on first use), outside any timing.
 "$repo/urldisk" --help >/dev/null
+mkdir -p "$here/results"
+exec > >(tee "$here/results/http-convert.txt") 2>&1
 
 # Each tool: a function taking URL and output file.
 t_urldisk()  { "$repo/urldisk" convert -O raw "$1" "$2"; }

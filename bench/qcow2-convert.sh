@@ -21,12 +21,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 tmp=$(mktemp -d /tmp/urldisk-bench-qcow2-XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 source "$here/lib.sh"
-mkdir -p "$here/results"
-exec > >(tee "$here/results/qcow2-convert.txt") 2>&1
 require_tools nginx qemu-img curl python3 timeout /usr/bin/time
 
 # The raw image, in 1 MiB chunks: per 8 chunks 4 text-like, 2 random, 2 zero (text compresses ~3-4x with zlib).
@@ -59,6 +57,8 @@ start_nginx_and_proxy img.qcow2 on
 
 # Build the CLI once (the launcher publishes Release on first use), outside any timing.
 "$repo/urldisk" --help >/dev/null
+mkdir -p "$here/results"
+exec > >(tee "$here/results/qcow2-convert.txt") 2>&1
 
 declare -A cmdline=(
   [urldisk]="$repo/urldisk convert -f qcow2 -O raw"
