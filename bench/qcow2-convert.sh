@@ -4,8 +4,10 @@
 # then `urldisk convert -O raw URL out.raw` is timed against `qemu-img convert -O raw URL out.raw`
 # (QEMU's qcow2 over its curl driver), direct on loopback and through bench/delay-proxy.py (+20 ms RTT).
 # Runs alternate between tools; every run is checked byte for byte (cmp) against the original raw image.
-# Per run: wall time, peak RSS (/usr/bin/time -v), requests (GET/HEAD lines in nginx's access log)
-# and bytes moved (sum of $body_bytes_sent). Table: medians and the ratio to qemu-img.
+# Per run: wall time, CPU seconds (user+sys) and peak RSS (/usr/bin/time -v), requests (GET/HEAD lines in
+# nginx's access log) and bytes moved (sum of $body_bytes_sent). Table: medians, the ratio to qemu-img (time)
+# and to qemu-img -m 1 (CPU). The output is also written to bench/results/qcow2-convert.txt.
+# (nbdkit 1.32 has no qcow2 decoder, so nbdkit + nbdcopy is not a contender here.)
 # Target (issue 3): urldisk <= 0.8x qemu-img's time, and no more requests.
 # Every tool run is wrapped in `timeout` (45 s, TOOL_TIMEOUT=secs to change): QEMU 7.2's curl driver hangs now and
 # then; a run reaching the limit is reported as failed ("timeout") and left out of the medians.
@@ -19,7 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 tmp=$(mktemp -d /tmp/urldisk-bench-qcow2-XXXXXX)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait "${pids[@]}" 2>/dev/null || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 
 source "$here/lib.sh"
@@ -55,6 +57,8 @@ start_nginx_and_proxy img.qcow2 on
 
 # Build the CLI once (the launcher publishes Release on first use), outside any timing.
 "$repo/urldisk" --help >/dev/null
+mkdir -p "$here/results"
+exec > >(tee "$here/results/qcow2-convert.txt") 2>&1
 
 declare -A cmdline=(
   [urldisk]="$repo/urldisk convert -f qcow2 -O raw"
@@ -66,7 +70,7 @@ declare -A cmdline=(
 tools=(urldisk qemu-img qemu-img-m1)
 rtt_tools=(urldisk qemu-img)
 
-results="$tmp/results.tsv"   # net tool run seconds rss_kib requests bytes status
+results="$tmp/results.tsv"   # net tool run seconds rss_kib requests bytes status cpu_seconds
 : > "$results"
 log_lines() { if [[ -f $tmp/access.log ]]; then wc -l < "$tmp/access.log"; else echo 0; fi; }
 run_one() { # net url tool run
@@ -83,14 +87,15 @@ run_one() { # net url tool run
   local secs rss reqs bytes
   secs=$(awk -F': ' '/Elapsed \(wall clock\)/{n=split($2,a,":"); s=0; for(i=1;i<=n;i++) s=s*60+a[i]; print s}' "$tmp/time.txt")
   rss=$(awk -F': ' '/Maximum resident set size/{print $2}' "$tmp/time.txt")
+  local cpu; cpu=$(awk -F': ' '/User time \(seconds\)|System time \(seconds\)/{s+=$2} END{printf "%.2f", s}' "$tmp/time.txt")
   read -r reqs bytes < <(tail -n +"$((before + 1))" "$tmp/access.log" | awk '$1=="GET"||$1=="HEAD"{n++; b+=$3} END{printf "%d %d\n", n, b}')
   if [[ $status == ok ]] && ! cmp -s "$out" "$tmp/disk.raw"; then status=wrong-bytes; fi
   [[ $status != ok ]] && tail -3 "$tmp/tool.log" | sed 's/^/      | /'
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$net" "$tool" "$run" "$secs" "$rss" "$reqs" "$bytes" "$status" >> "$results"
-  printf '  %-8s run %d  %-11s %8.2f s  %5d MiB RSS  %6d req  %8.1f MiB  %s\n' "$net" "$run" "$tool" "$secs" "$((rss / 1024))" "$reqs" "$(echo "$bytes" | awk '{print $1/1048576}')" "$status"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$net" "$tool" "$run" "$secs" "$rss" "$reqs" "$bytes" "$status" "$cpu" >> "$results"
+  printf '  %-8s run %d  %-11s %8.2f s  CPU %5.2f s  %5d MiB RSS  %6d req  %8.1f MiB  %s\n' "$net" "$run" "$tool" "$secs" "$cpu" "$((rss / 1024))" "$reqs" "$(echo "$bytes" | awk '{print $1/1048576}')" "$status"
 }
 
-echo "date: $(date -u '+%F %T UTC'); $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "date: $(date -u '+%F %T UTC'); $(nproc) cores; load average at start: $(cut -d' ' -f1-3 /proc/loadavg); commit $(git -C "$repo" rev-parse --short HEAD)"
 echo "image: $size_mib MiB raw (1/2 text-like, 1/4 random, 1/4 zero) -> zlib qcow2 of $((qcow2_bytes / 1048576)) MiB (64 KiB clusters)"
 echo "nginx :$port; +20 ms RTT proxy :$proxy_port; $runs runs, tools alternating, timeout ${limit}s per run"
 for tool in "${tools[@]}"; do echo "  $tool: ${cmdline[$tool]} URL out.raw"; done
@@ -111,9 +116,10 @@ def stats(net, tool):
     if not ok:
         return None, bad
     med = lambda i: statistics.median(float(r[i]) for r in ok)
-    return dict(secs=med(3), rss=max(int(r[4]) for r in ok) / 1024, reqs=med(5), mib=med(6) / 1048576), bad
-print("| tool | network | median s | virtual MiB/s | vs qemu-img | requests | MiB moved | max RSS MiB | failed runs |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    return dict(secs=med(3), rss=max(int(r[4]) for r in ok) / 1024, reqs=med(5), mib=med(6) / 1048576, cpu=med(8)), bad
+print("| tool | network | median s | virtual MiB/s | vs qemu-img | CPU s (user+sys) | CPU s/GiB | CPU vs qemu-img -m 1 | requests | MiB moved | max RSS MiB | failed runs |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+m1 = {net: stats(net, "qemu-img-m1")[0] for net in ("direct", "rtt20ms")}
 for net in ("direct", "rtt20ms"):
     base, _ = stats(net, "qemu-img")
     if base is None:
@@ -123,9 +129,12 @@ for net in ("direct", "rtt20ms"):
         if s is None:
             if not bad:
                 continue
-            print(f"| {tool} | {net} | - | - | - | - | - | - | {', '.join(bad)} |")
+            print(f"| {tool} | {net} | - | - | - | - | - | - | - | - | - | {', '.join(bad)} |")
             continue
         ratio = f"{s['secs'] / base['secs']:.2f}x" if base else "-"
-        print(f"| {tool} | {net} | {s['secs']:.2f} | {mib / s['secs']:.0f} | {ratio} | {s['reqs']:.0f} | {s['mib']:.1f} | {s['rss']:.0f} | {', '.join(bad) or '-'} |")
-print("(medians over successful runs; ratio = median time / qemu-img's median time (qemu-img -m 1's where every default run hung), lower is faster; requests = GET+HEAD lines in nginx's log)")
+        base_cpu = m1[net] or m1["direct"]
+        cpu_ratio = f"{s['cpu'] / base_cpu['cpu']:.2f}x" if base_cpu else "-"
+        print(f"| {tool} | {net} | {s['secs']:.2f} | {mib / s['secs']:.0f} | {ratio} | {s['cpu']:.2f} | {s['cpu'] * 1024 / mib:.2f} | {cpu_ratio} | {s['reqs']:.0f} | {s['mib']:.1f} | {s['rss']:.0f} | {', '.join(bad) or '-'} |")
+print("(medians over successful runs; ratio = median time / qemu-img's median time (qemu-img -m 1's where every default run hung), lower is faster;")
+print(" CPU = user+sys, its ratio against qemu-img -m 1 on the same network (direct where -m 1 is not run); requests = GET+HEAD lines in nginx's log)")
 PY

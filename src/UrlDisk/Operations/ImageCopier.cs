@@ -1,5 +1,3 @@
-using System.Buffers;
-
 namespace UrlDisk.Operations;
 
 /// <summary>
@@ -39,7 +37,7 @@ public sealed class ImageCopier
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         var workers = Enumerable.Range(0, (int)Math.Clamp(chunks, 1, Parallelism)).Select(async _ =>
         {
-            byte[] buffer = ArrayPool<byte>.Shared.Rent(ChunkSize);
+            var buffer = CopyBuffer.Allocate(ChunkSize);
             try
             {
                 long chunk;
@@ -47,7 +45,7 @@ public sealed class ImageCopier
                 {
                     long offset = chunk * ChunkSize;
                     int size = (int)Math.Min(ChunkSize, length - offset);
-                    await CopyChunkAsync(source, target, offset, buffer.AsMemory(0, size), failed.Token).ConfigureAwait(false);
+                    await CopyChunkAsync(source, target, offset, buffer[..size], failed.Token).ConfigureAwait(false);
                     Progress?.Invoke(Interlocked.Add(ref done, size));
                 }
             }
@@ -55,10 +53,6 @@ public sealed class ImageCopier
             {
                 await failed.CancelAsync().ConfigureAwait(false);
                 throw;
-            }
-            finally
-            {
-                ArrayPool<byte>.Shared.Return(buffer);
             }
         }).ToList();
 

@@ -138,7 +138,7 @@ public sealed partial class Qcow2Image
         CheckCompressedOffset(d0.HostOffset);
         int total = (int)(Math.Min(hostEnd, _file.Length) - hostStart);
         var bytes = ArrayPool<byte>.Shared.Rent(total);
-        byte[] last = [];
+        byte[]? last = null;
         try
         {
             await _file.ReadAsync(hostStart, bytes.AsMemory(0, total), cancellationToken).ConfigureAwait(false);
@@ -151,8 +151,18 @@ public sealed partial class Qcow2Image
                     CheckCompressedOffset(_file.Length);
                 }
 
-                last = Decompress(d, bytes.AsMemory(start, Math.Min(d.MaxCompressedLength, total - start)));
-                last.AsSpan((int)((offset + bufferOffset) & (ClusterSize - 1)), length).CopyTo(buffer.Span[bufferOffset..]);
+                var compressed = bytes.AsMemory(start, Math.Min(d.MaxCompressedLength, total - start));
+                if (length == ClusterSize)
+                {
+                    // A whole cluster (every one in a bulk copy): straight into the caller's buffer, no array and no copy.
+                    DecompressInto(d, compressed, buffer.Span.Slice(bufferOffset, length));
+                    last = null;
+                }
+                else
+                {
+                    last = Decompress(d, compressed);
+                    last.AsSpan((int)((offset + bufferOffset) & (ClusterSize - 1)), length).CopyTo(buffer.Span[bufferOffset..]);
+                }
             }
         }
         finally
@@ -160,9 +170,12 @@ public sealed partial class Qcow2Image
             ArrayPool<byte>.Shared.Return(bytes);
         }
 
-        lock (_compressedCacheLock)
+        if (last is not null)
         {
-            _lastDecompressed = (group[^1].Raw, last);
+            lock (_compressedCacheLock)
+            {
+                _lastDecompressed = (group[^1].Raw, last);
+            }
         }
 
         return filled;
@@ -179,12 +192,16 @@ public sealed partial class Qcow2Image
     private byte[] Decompress(CompressedDescriptor d, ReadOnlyMemory<byte> compressed)
     {
         var cluster = new byte[ClusterSize];
+        DecompressInto(d, compressed, cluster);
+        return cluster;
+    }
+
+    private void DecompressInto(CompressedDescriptor d, ReadOnlyMemory<byte> compressed, Span<byte> cluster)
+    {
         if (!ClusterCompression.TryDecompress(Header.CompressionType, compressed, cluster))
         {
             throw new ImageFormatException($"qcow2: compressed cluster at host offset {d.HostOffset} ({compressed.Length} bytes, {ClusterCompression.Name(Header.CompressionType)}) does not decompress to a full cluster");
         }
-
-        return cluster;
     }
 
     private async ValueTask<byte[]> DecompressAsync(ulong raw, CancellationToken cancellationToken)
