@@ -1,8 +1,8 @@
 using UrlDisk.Formats.Qcow2;
 using UrlDisk.Formats.Raw;
 using UrlDisk.Formats.Vdi;
-using UrlDisk.Formats.Vmdk;
 using UrlDisk.Formats.Vhdx;
+using UrlDisk.Formats.Vmdk;
 using UrlDisk.Formats.Vpc;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;

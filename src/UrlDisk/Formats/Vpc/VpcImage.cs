@@ -165,7 +165,7 @@ public sealed class VpcImage : BlockDevice
         return parent;
     }
 
-    /// <summary>Where the data of guest <paramref name="offset"/> lives: the block's data start, or -1 when unallocated.</summary>
+    /// <summary>Where the data of guest <paramref name="block"/> lives: the block's data start, or -1 when unallocated.</summary>
     private long BlockData(long block)
     {
         uint entry = _bat[block];
