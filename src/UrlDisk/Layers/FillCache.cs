@@ -5,7 +5,7 @@ using UrlDisk.Sources;
 namespace UrlDisk.Layers;
 
 /// <summary>Where and how a <see cref="FillCache"/> keeps its file.</summary>
-public sealed record FillCacheOptions
+internal sealed record FillCacheOptions
 {
     /// <summary>Directory for the cache file; null means the system temp directory.</summary>
     public string? Directory { get; init; }
@@ -25,7 +25,7 @@ public sealed record FillCacheOptions
 /// sparse file, and a read returns as soon as the fill has passed the end of its range. With the length unknown
 /// up front, opening waits for the end of the transfer.
 /// </summary>
-public sealed class FillCache : BlockDevice
+internal sealed class FillCache : BlockDevice
 {
     private readonly ISequentialSource _source;
     private readonly SafeFileHandle _file;

@@ -13,7 +13,7 @@ public static class ImageOpener
         => OpenAsync(SpecParser.ParseFilename(spec), format, context, cancellationToken);
 
     /// <summary>Opens an option tree (from any spec form). <paramref name="format"/> is <c>-f</c>.</summary>
-    public static async ValueTask<IBlockDevice> OpenAsync(OptionTree root, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
+    internal static async ValueTask<IBlockDevice> OpenAsync(OptionTree root, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
     {
         context ??= new OpenContext();
         root = root.Clone();
@@ -68,7 +68,7 @@ public static class ImageOpener
     }
 
     /// <summary>Opens a protocol node; <c>filename</c> picks the driver from its scheme when <c>driver</c> is absent.</summary>
-    public static async ValueTask<IBlockDevice> OpenProtocolAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
+    internal static async ValueTask<IBlockDevice> OpenProtocolAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {
         node = node.Clone();
         string? filename = node["filename"];
@@ -108,7 +108,7 @@ public static class ImageOpener
     }
 
     /// <summary>Reads the first bytes and picks the format that claims them most surely (raw when none does).</summary>
-    public static async ValueTask<IBlockDevice> ProbeAndOpenFormatAsync(IBlockDevice file, OptionTree formatNode, OpenContext context, CancellationToken cancellationToken)
+    internal static async ValueTask<IBlockDevice> ProbeAndOpenFormatAsync(IBlockDevice file, OptionTree formatNode, OpenContext context, CancellationToken cancellationToken)
     {
         int n = (int)Math.Min(file.Length, 64 * 1024);
         var head = new byte[n];
@@ -137,7 +137,7 @@ public static class ImageOpener
         => (protocolNode["url"] ?? protocolNode["filename"]) is { } location ? context with { BaseLocation = location } : context;
 
     /// <summary>The scheme of a URL ("http"), or null for a local path (including Windows-style "C:").</summary>
-    public static string? SchemeOf(string filename)
+    internal static string? SchemeOf(string filename)
     {
         int i = filename.IndexOf("://", StringComparison.Ordinal);
         if (i <= 1)

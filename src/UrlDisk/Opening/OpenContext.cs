@@ -7,15 +7,15 @@ public sealed record OpenContext
     public bool Writable { get; init; }
 
     /// <summary>Where relative names (qcow2 backing files) are resolved from: a URL or a local path of the image that names them.</summary>
-    public string? BaseLocation { get; init; }
+    internal string? BaseLocation { get; init; }
 
     /// <summary>How deep in a backing chain this open is; formats stop at <see cref="MaxChainDepth"/>.</summary>
-    public int Depth { get; init; }
+    internal int Depth { get; init; }
 
-    public const int MaxChainDepth = 64;
+    internal const int MaxChainDepth = 64;
 
     /// <summary>Locations already open in this chain, to detect loops.</summary>
-    public IReadOnlySet<string> Chain { get; init; } = new HashSet<string>();
+    internal IReadOnlySet<string> Chain { get; init; } = new HashSet<string>();
 
     /// <summary>Write data read from the backing chain into the overlay.</summary>
     public bool CopyOnRead { get; init; }

@@ -9,7 +9,7 @@ namespace UrlDisk.Sources;
 /// <see cref="Retries"/>, so a long transfer over a link that keeps breaking but keeps advancing is never given up on;
 /// a failure after progress starts the count (and the backoff) afresh. <c>Retries = 0</c> turns retrying off.
 /// </summary>
-public sealed class RetryPolicy
+internal sealed class RetryPolicy
 {
     public static readonly TimeSpan DefaultFirstDelay = TimeSpan.FromMilliseconds(100);
     public static readonly TimeSpan DefaultMaxDelay = TimeSpan.FromSeconds(5);

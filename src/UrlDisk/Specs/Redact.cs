@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace UrlDisk.Specs;
 
 /// <summary>Removes credentials from URLs and specs before they reach any message, log or output.</summary>
-public static partial class Redact
+internal static partial class Redact
 {
     /// <summary><c>https://user:pw@host/x</c> → <c>https://host/x</c>.</summary>
     public static string Url(string url) => UserInfo().Replace(url, "$1");

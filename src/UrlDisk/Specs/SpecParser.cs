@@ -8,7 +8,7 @@ namespace UrlDisk.Specs;
 /// a plain filename or URL, <c>json:{…}</c> (nested or dotted keys), and key=value lists (<c>--image-opts</c>)
 /// where <c>,,</c> is a literal comma. Pure: no I/O.
 /// </summary>
-public static class SpecParser
+internal static class SpecParser
 {
     /// <summary>Parses a positional argument: <c>json:</c> or a plain filename/URL.</summary>
     public static OptionTree ParseFilename(string spec)

@@ -9,7 +9,7 @@ namespace UrlDisk.Sources.Ftp;
 /// connection, stopped as soon as the range (widened by <c>readahead</c>) has arrived; the last few fetched chunks
 /// answer later reads that fall inside them.
 /// </summary>
-public sealed class FtpSource : BlockDevice
+internal sealed class FtpSource : BlockDevice
 {
     private const int KeptChunks = 8;
 

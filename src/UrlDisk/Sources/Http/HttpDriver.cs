@@ -8,7 +8,7 @@ namespace UrlDisk.Sources.Http;
 /// The <c>http</c> and <c>https</c> drivers: an <see cref="HttpSource"/> under a <see cref="ReadaheadCache"/>;
 /// for a server without byte ranges, one whole-file transfer into a <see cref="FillCache"/> instead of QEMU's hard error.
 /// </summary>
-public sealed class HttpDriver(string name) : IProtocolDriver
+internal sealed class HttpDriver(string name) : IProtocolDriver
 {
     public string Name { get; } = name;
 

@@ -16,7 +16,7 @@ namespace UrlDisk.Sources.Http;
 /// Every request has the <c>timeout</c>; transient failures are retried under the <see cref="RetryPolicy"/>,
 /// resuming where the body stopped.
 /// </summary>
-public sealed class HttpSource : BlockDevice
+internal sealed class HttpSource : BlockDevice
 {
     private const int MaxRedirects = 10;
 

@@ -8,35 +8,49 @@ namespace UrlDisk.Sources.Http;
 /// <summary>The http/https protocol node's options, validated. Names and defaults follow QEMU's curl driver where it has them.</summary>
 public sealed record HttpSourceOptions
 {
-    public static readonly IReadOnlyCollection<string> Names =
+    internal static readonly IReadOnlyCollection<string> Names =
     [
         "url", "readahead", "sslverify", "timeout", "cookie", "username", "password-file",
         "proxy", "proxy-username", "proxy-password-file", "force-range",
         "connections", "cafile", "retries", "cache-size",
     ];
 
+    /// <summary>The default <see cref="Readahead"/>: 256 KiB.</summary>
     public const long DefaultReadahead = 256 * 1024;
 
     /// <summary>The URL without user info; credentials live in <see cref="Username"/>/<see cref="Password"/>.</summary>
     public required Uri Url { get; init; }
+    /// <summary>Bytes fetched ahead of a read (<c>readahead</c>; a multiple of 512, at most 256M).</summary>
     public long Readahead { get; init; } = DefaultReadahead;
+    /// <summary>Verify the server's TLS certificate (<c>sslverify</c>; default on).</summary>
     public bool SslVerify { get; init; } = true;
+    /// <summary>How long a request may go without progress before it fails and is retried (<c>timeout</c>).</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The <c>Cookie</c> header sent to the original origin only (<c>cookie</c>).</summary>
     public string? Cookie { get; init; }
+    /// <summary>The user for HTTP basic authentication (<c>username</c>, or user@ in the URL).</summary>
     public string? Username { get; init; }
+    /// <summary>The password for <see cref="Username"/> (<c>password-file</c>, or user:password@ in the URL).</summary>
     public string? Password { get; init; }
+    /// <summary>The HTTP proxy (<c>proxy</c>); null means the environment's (<c>http_proxy</c>, <c>https_proxy</c>).</summary>
     public Uri? Proxy { get; init; }
+    /// <summary>The user for the proxy (<c>proxy-username</c>).</summary>
     public string? ProxyUsername { get; init; }
+    /// <summary>The proxy password (<c>proxy-password-file</c>).</summary>
     public string? ProxyPassword { get; init; }
+    /// <summary>Probe with a ranged GET instead of HEAD (<c>force-range</c>).</summary>
     public bool ForceRange { get; init; }
+    /// <summary>Connections per server (<c>connections</c>, 1 to 256).</summary>
     public int Connections { get; init; } = 8;
     /// <summary>The certificates of <c>cafile</c>, trusted besides the system's; null without the option.</summary>
     public X509Certificate2Collection? CaCertificates { get; init; }
+    /// <summary>Failed attempts in a row without progress before a read fails (<c>retries</c>, 0 to 100).</summary>
     public int Retries { get; init; } = 5;
+    /// <summary>Bytes of the read cache (<c>cache-size</c>).</summary>
     public long CacheSize { get; init; } = 32L << 20;
 
     /// <summary>Validates a protocol node for driver <paramref name="driver"/> ("http" or "https").</summary>
-    public static HttpSourceOptions Parse(string driver, OptionTree node)
+    internal static HttpSourceOptions Parse(string driver, OptionTree node)
     {
         node.RejectUnknown(driver, Names);
         string url = node["url"] ?? throw new OptionException($"{driver} curl driver requires an 'url' option");

@@ -5,7 +5,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Sources.Tftp;
 
 /// <summary><c>tftp://host[:port]/path</c>: read through a <see cref="FillCache"/>, since TFTP cannot fetch a byte range.</summary>
-public sealed class TftpDriver : IProtocolDriver
+internal sealed class TftpDriver : IProtocolDriver
 {
     public string Name => "tftp";
 
