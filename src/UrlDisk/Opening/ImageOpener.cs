@@ -1,3 +1,4 @@
+using UrlDisk.Sources.Http;
 using UrlDisk.Specs;
 
 namespace UrlDisk.Opening;
@@ -11,6 +12,46 @@ public static class ImageOpener
     /// <summary>Opens a positional spec: a path, a URL or <c>json:{…}</c>.</summary>
     public static ValueTask<IBlockDevice> OpenAsync(string spec, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
         => OpenAsync(SpecParser.ParseFilename(spec), format, context, cancellationToken);
+
+    /// <summary>
+    /// Opens an http or https URL from typed options (headers, tokens, timeouts … from code rather than a spec string);
+    /// the format is <paramref name="format"/>, or probed.
+    /// </summary>
+    public static async ValueTask<IBlockDevice> OpenAsync(HttpSourceOptions http, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        context ??= new OpenContext();
+        string scheme = http.Url.Scheme.ToLowerInvariant();
+        if (scheme is not ("http" or "https") || !string.IsNullOrEmpty(http.Url.UserInfo))
+        {
+            throw new OptionException($"HttpSourceOptions.Url must be an http:// or https:// URL without user info (set Username and Password): '{Redact.Url(http.Url.ToString())}'");
+        }
+
+        foreach (var header in http.Headers)
+        {
+            HttpHeaderLines.Check(header, "HttpSourceOptions.Headers");
+        }
+
+        IFormatDriver? formatDriver = null;
+        if (format is not null)
+        {
+            formatDriver = Drivers.FindFormat(format) ?? throw new OptionException($"unknown format '{format}'; formats: {Drivers.FormatNames}");
+        }
+
+        var file = await HttpDriver.OpenAsync(scheme, http, context, cancellationToken).ConfigureAwait(false);
+        context = context with { BaseLocation = http.Url.ToString() };
+        try
+        {
+            return formatDriver is null
+                ? await ProbeAndOpenFormatAsync(file, new OptionTree(), context, cancellationToken).ConfigureAwait(false)
+                : await formatDriver.OpenAsync(file, new OptionTree(), context, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await file.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
 
     /// <summary>Opens an option tree (from any spec form). <paramref name="format"/> is <c>-f</c>.</summary>
     internal static async ValueTask<IBlockDevice> OpenAsync(OptionTree root, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
@@ -103,7 +144,8 @@ public static class ImageOpener
             node[key] = filename;
         }
 
-        node.RejectUnknown(driver.Name, driver.OptionNames);
+        // header is repeatable: header.0, header.1 … are its values, not unknown options.
+        node.RejectUnknown(driver.Name, driver.OptionNames, driver.OptionNames.Contains("header") ? ["header"] : []);
         return await driver.OpenAsync(node, context, cancellationToken).ConfigureAwait(false);
     }
 

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+
 namespace UrlDisk.Opening;
 
 /// <summary>What every driver needs to know while a graph is opened.</summary>
@@ -25,4 +27,18 @@ public sealed record OpenContext
 
     /// <summary>Skip opening the backing chain (qemu-img's -U/--force-share style use in info).</summary>
     public bool NoBacking { get; init; }
+
+    /// <summary>
+    /// Where requests (method, URL without credentials, range, status), retries and their cause, redirects,
+    /// fallbacks, validators and cache decisions are logged, at Debug and Information; null logs nothing.
+    /// </summary>
+    public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>
+    /// Makes the handler under every HTTP(S) source's <see cref="HttpClient"/> (a test server, a custom proxy or
+    /// authentication handler). Null uses the built-in one; a handler given here takes over TLS (<c>sslverify</c>,
+    /// <c>cafile</c>), proxy and connection limits, and must not follow redirects itself (UrlDisk resolves them, so
+    /// credentials stay with their origin). Each source disposes the handler it was given.
+    /// </summary>
+    public Func<HttpMessageHandler>? HttpMessageHandlerFactory { get; init; }
 }

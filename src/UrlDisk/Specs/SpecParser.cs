@@ -42,6 +42,18 @@ internal static class SpecParser
             }
 
             string key = item[..eq];
+            if (key == "header" || key.EndsWith(".header", StringComparison.Ordinal))
+            {
+                // The one repeatable option: header=A: 1,header=B: 2 becomes header.0, header.1 (as a JSON array would).
+                int n = 0;
+                while (tree.Contains($"{key}.{n}"))
+                {
+                    n++;
+                }
+
+                key = $"{key}.{n}";
+            }
+
             if (tree.Contains(key))
             {
                 throw new OptionException($"option '{key}' is given twice");
