@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using UrlDisk.Diagnostics;
 using UrlDisk.Sources;
@@ -18,6 +19,9 @@ internal sealed record FillCacheOptions
     /// are not rewritten); a transfer that got further than the ones before does not count (<see cref="RetryPolicy"/>).
     /// </summary>
     public int Retries { get; init; } = 3;
+
+    /// <summary>Where restarted transfers are logged with their cause; null uses the process-wide fallback.</summary>
+    public ILogger? Logger { get; init; }
 }
 
 /// <summary>
@@ -45,7 +49,7 @@ internal sealed class FillCache : BlockDevice
         _file = file;
         _path = path;
         _keep = options.KeepFile;
-        _retry = new RetryPolicy(options.Retries, source.Protocol);
+        _retry = new RetryPolicy(options.Retries, source.Protocol, logger: options.Logger);
         _length = source.Length ?? -1;
         _tag = new("protocol", source.Protocol);
     }

@@ -29,7 +29,7 @@ internal sealed class HttpDriver(string name) : IProtocolDriver
         if (!source.SupportsRanges)
         {
             logger.LogInformation("{Protocol}: no byte ranges: one whole-file transfer into a fill cache in {Directory}", name, context.CacheDirectory ?? "the temp directory");
-            var fillOptions = new FillCacheOptions { Directory = context.CacheDirectory, Retries = options.Retries };
+            var fillOptions = new FillCacheOptions { Directory = context.CacheDirectory, Retries = options.Retries, Logger = logger };
             return await FillCache.CreateAsync(new HttpSequentialSource(source), fillOptions, cancellationToken).ConfigureAwait(false);
         }
 

@@ -1,3 +1,4 @@
+using UrlDisk.Diagnostics;
 using UrlDisk.Layers;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
@@ -22,7 +23,7 @@ internal sealed class TftpDriver : IProtocolDriver
 
         var settings = TftpSettings.FromNode(node);
         var source = await TftpSource.OpenAsync(settings, cancellationToken).ConfigureAwait(false);
-        return await FillCache.CreateAsync(source, new FillCacheOptions { Directory = context.CacheDirectory, KeepFile = settings.KeepCache }, cancellationToken)
+        return await FillCache.CreateAsync(source, new FillCacheOptions { Directory = context.CacheDirectory, KeepFile = settings.KeepCache, Logger = UrlDiskLogging.Create(context, "UrlDisk.Tftp") }, cancellationToken)
             .ConfigureAwait(false);
     }
 }
