@@ -29,7 +29,7 @@ await using (var file = await ImageOpener.OpenAsync("copy.qcow2", "raw"))
     Console.WriteLine($"\ncopy.qcow2: {check.Corruptions} corruptions, {check.Leaks} leaks");
 }
 
-// Typed options instead of a spec string: headers, a bearer token, your own handler and logger.
+// Typed options instead of a spec string (headers, BearerToken, UserAgent …), with your own handler and logger.
 var http = new HttpSourceOptions { Url = new Uri(url), Headers = ["X-Tenant: blue"], Timeout = TimeSpan.FromSeconds(10) };
 var context = new OpenContext { LoggerFactory = NullLoggerFactory.Instance, HttpMessageHandlerFactory = () => new SocketsHttpHandler { AllowAutoRedirect = false } };
 if (url.StartsWith("http", StringComparison.Ordinal))
