@@ -13,7 +13,13 @@ internal static class CliCommon
         Recursive = true,
     };
 
-    public static Option<string?> Format() => new("--format", "-f") { Description = "Image format of the source (raw, qcow2, vpc, vhdx); probed when absent (xz, gzip and zstd files are decompressed first)" };
+    public static readonly Option<bool> Verbose = new("--verbose", "-v")
+    {
+        Description = "Log requests, retries, redirects, fallbacks and cache decisions to stderr (also URLDISK_LOG=debug)",
+        Recursive = true,
+    };
+
+    public static Option<string?> Format() => new("--format", "-f") { Description = "Image format of the source (raw, qcow2, vmdk, vdi, vpc, vhdx); probed when absent (xz, gzip and zstd files are decompressed first)" };
 
     public static Option<bool> ImageOpts() => new("--image-opts") { Description = "Treat the filename as key=value options (driver=raw,file.driver=http,file.url=…; ,, is a literal comma)" };
 
@@ -77,6 +83,7 @@ internal static class CliCommon
     public static async Task<int> RunAsync(ParseResult result, CancellationToken ct, Func<CancellationToken, Task<int>> body)
     {
         using var stats = result.GetValue(Stats) ? new StatsCollector() : null;
+        StderrLogger.Configure(result.GetValue(Verbose), Environment.GetEnvironmentVariable("URLDISK_LOG"));
         int code;
         try
         {

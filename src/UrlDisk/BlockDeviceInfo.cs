@@ -9,9 +9,13 @@ public sealed record BlockDeviceInfo
     /// <summary>Where the data comes from, with credentials removed.</summary>
     public string? DisplayName { get; init; }
 
+    /// <summary>Writes are accepted.</summary>
     public bool CanWrite { get; init; }
+    /// <summary>Write-zeroes is done efficiently (without sending zero buffers).</summary>
     public bool CanWriteZeroes { get; init; }
+    /// <summary>Trim (discard) does something.</summary>
     public bool CanTrim { get; init; }
+    /// <summary>Flush makes writes durable.</summary>
     public bool CanFlush { get; init; }
 
     /// <summary>True when <see cref="IBlockDevice.GetExtentsAsync"/> reports real holes or zeros.</summary>

@@ -11,23 +11,30 @@ public sealed class BlockDeviceStream : Stream
     private readonly bool _ownsDevice;
     private long _position;
 
+    /// <summary>A stream at position 0 over <paramref name="device"/>; with <paramref name="ownsDevice"/>, disposing the stream disposes the device.</summary>
     public BlockDeviceStream(IBlockDevice device, bool ownsDevice = false)
     {
         _device = device;
         _ownsDevice = ownsDevice;
     }
 
+    /// <inheritdoc/>
     public override bool CanRead => true;
+    /// <inheritdoc/>
     public override bool CanSeek => true;
+    /// <inheritdoc/>
     public override bool CanWrite => _device.Info.CanWrite;
+    /// <inheritdoc/>
     public override long Length => _device.Length;
 
+    /// <inheritdoc/>
     public override long Position
     {
         get => _position;
         set => _position = value >= 0 ? value : throw new ArgumentOutOfRangeException(nameof(value), "Position must not be negative.");
     }
 
+    /// <inheritdoc/>
     public override long Seek(long offset, SeekOrigin origin) => Position = origin switch
     {
         SeekOrigin.Begin => offset,
@@ -36,8 +43,10 @@ public sealed class BlockDeviceStream : Stream
         _ => throw new ArgumentOutOfRangeException(nameof(origin)),
     };
 
+    /// <inheritdoc/>
     public override void SetLength(long value) => throw new NotSupportedException("A block device's length is fixed.");
 
+    /// <inheritdoc/>
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
         long available = _device.Length - _position;
@@ -52,12 +61,15 @@ public sealed class BlockDeviceStream : Stream
         return n;
     }
 
+    /// <inheritdoc/>
     public override Task<int> ReadAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
         => ReadAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
     // The synchronous Stream API has no async path to lean on: callers that choose it accept blocking.
+    /// <inheritdoc/>
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
+    /// <inheritdoc/>
     public override int Read(Span<byte> buffer)
     {
         byte[] tmp = new byte[buffer.Length];
@@ -66,6 +78,7 @@ public sealed class BlockDeviceStream : Stream
         return n;
     }
 
+    /// <inheritdoc/>
     public override async ValueTask WriteAsync(ReadOnlyMemory<byte> buffer, CancellationToken cancellationToken = default)
     {
         if (_position + buffer.Length > _device.Length)
@@ -77,15 +90,20 @@ public sealed class BlockDeviceStream : Stream
         _position += buffer.Length;
     }
 
+    /// <inheritdoc/>
     public override Task WriteAsync(byte[] buffer, int offset, int count, CancellationToken cancellationToken)
         => WriteAsync(buffer.AsMemory(offset, count), cancellationToken).AsTask();
 
+    /// <inheritdoc/>
     public override void Write(byte[] buffer, int offset, int count) => WriteAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
+    /// <inheritdoc/>
     public override Task FlushAsync(CancellationToken cancellationToken) => _device.FlushAsync(cancellationToken).AsTask();
 
+    /// <inheritdoc/>
     public override void Flush() => _device.FlushAsync().AsTask().GetAwaiter().GetResult();
 
+    /// <inheritdoc/>
     protected override void Dispose(bool disposing)
     {
         if (disposing && _ownsDevice)
@@ -96,6 +114,7 @@ public sealed class BlockDeviceStream : Stream
         base.Dispose(disposing);
     }
 
+    /// <inheritdoc/>
     public override async ValueTask DisposeAsync()
     {
         if (_ownsDevice)

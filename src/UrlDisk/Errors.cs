@@ -3,7 +3,9 @@ namespace UrlDisk;
 /// <summary>Base of every error UrlDisk reports to users. Messages never contain credentials.</summary>
 public class UrlDiskException : Exception
 {
+    /// <summary>An error with a message for users.</summary>
     public UrlDiskException(string message) : base(message) { }
+    /// <summary>An error with a message for users and the exception that caused it.</summary>
     public UrlDiskException(string message, Exception? inner) : base(message, inner) { }
 }
 
@@ -23,4 +25,5 @@ public sealed class RemoteFileChangedException(string message) : SourceException
 /// <summary>The image file is malformed: names the structure and offset.</summary>
 public sealed class ImageFormatException(string message) : UrlDiskException(message);
 
+/// <summary>A write, write-zeroes or trim on a device opened read-only; names the driver.</summary>
 public sealed class ReadOnlyDeviceException(string driver) : UrlDiskException($"{driver}: the device is read-only");

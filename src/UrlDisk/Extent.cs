@@ -1,5 +1,6 @@
 namespace UrlDisk;
 
+/// <summary>The allocation status of an <see cref="Extent"/>.</summary>
 [Flags]
 public enum ExtentFlags
 {
@@ -18,7 +19,10 @@ public enum ExtentFlags
 /// <param name="HostOffset">Where the data lives in the image file, when known.</param>
 public readonly record struct Extent(long Offset, long Length, ExtentFlags Flags, int Depth = 0, long? HostOffset = null)
 {
+    /// <summary>The offset just past the extent.</summary>
     public long End => Offset + Length;
+    /// <summary>The extent reads as zeros.</summary>
     public bool IsZero => (Flags & ExtentFlags.Zero) != 0;
+    /// <summary>The extent is not allocated at this level.</summary>
     public bool IsHole => (Flags & ExtentFlags.Hole) != 0;
 }

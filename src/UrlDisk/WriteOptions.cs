@@ -1,8 +1,10 @@
 namespace UrlDisk;
 
+/// <summary>Flags of a write or write-zeroes request (as NBD's command flags).</summary>
 [Flags]
 public enum WriteOptions
 {
+    /// <summary>A plain write.</summary>
     None = 0,
 
     /// <summary>Force unit access: the write is durable when it completes.</summary>

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Win32.SafeHandles;
 using UrlDisk.Diagnostics;
 using UrlDisk.Sources;
@@ -5,7 +6,7 @@ using UrlDisk.Sources;
 namespace UrlDisk.Layers;
 
 /// <summary>Where and how a <see cref="FillCache"/> keeps its file.</summary>
-public sealed record FillCacheOptions
+internal sealed record FillCacheOptions
 {
     /// <summary>Directory for the cache file; null means the system temp directory.</summary>
     public string? Directory { get; init; }
@@ -18,6 +19,9 @@ public sealed record FillCacheOptions
     /// are not rewritten); a transfer that got further than the ones before does not count (<see cref="RetryPolicy"/>).
     /// </summary>
     public int Retries { get; init; } = 3;
+
+    /// <summary>Where restarted transfers are logged with their cause; null uses the process-wide fallback.</summary>
+    public ILogger? Logger { get; init; }
 }
 
 /// <summary>
@@ -25,7 +29,7 @@ public sealed record FillCacheOptions
 /// sparse file, and a read returns as soon as the fill has passed the end of its range. With the length unknown
 /// up front, opening waits for the end of the transfer.
 /// </summary>
-public sealed class FillCache : BlockDevice
+internal sealed class FillCache : BlockDevice
 {
     private readonly ISequentialSource _source;
     private readonly SafeFileHandle _file;
@@ -45,7 +49,7 @@ public sealed class FillCache : BlockDevice
         _file = file;
         _path = path;
         _keep = options.KeepFile;
-        _retry = new RetryPolicy(options.Retries, source.Protocol);
+        _retry = new RetryPolicy(options.Retries, source.Protocol, logger: options.Logger);
         _length = source.Length ?? -1;
         _tag = new("protocol", source.Protocol);
     }

@@ -4,7 +4,7 @@ namespace UrlDisk.Layers;
 /// A source that can only send the whole file from byte 0, in order (TFTP; HTTP servers without byte ranges).
 /// <see cref="FillCache"/> turns one into a random-access block device.
 /// </summary>
-public interface ISequentialSource : IAsyncDisposable
+internal interface ISequentialSource : IAsyncDisposable
 {
     /// <summary>Driver name shown in <c>info</c> ("tftp", "http").</summary>
     string Protocol { get; }

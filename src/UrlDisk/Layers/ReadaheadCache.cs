@@ -10,7 +10,7 @@ namespace UrlDisk.Layers;
 /// dropped past <c>cache-size</c>, so memory stays bounded whatever the image size.
 /// Large reads (bulk copies) bypass the cache: caching them would only evict useful blocks.
 /// </summary>
-public sealed class ReadaheadCache : BlockDevice
+internal sealed class ReadaheadCache : BlockDevice
 {
     public const int BlockSize = 64 * 1024;
 

@@ -11,6 +11,7 @@ public sealed class NbdServer
     private readonly NbdExport _export;
     private int _connectionCount;
 
+    /// <summary>A server that exports <paramref name="device"/> (not owned: dispose it after the server stops).</summary>
     public NbdServer(IBlockDevice device, NbdServerOptions? options = null)
     {
         options ??= new NbdServerOptions();
@@ -22,6 +23,7 @@ public sealed class NbdServer
         _export = new NbdExport(device, options);
     }
 
+    /// <summary>The exported device.</summary>
     public IBlockDevice Device => _export.Device;
 
     /// <summary>True when clients may write (the device can and the export is not read-only).</summary>

@@ -12,7 +12,7 @@ using UrlDisk.Sources.Tftp;
 namespace UrlDisk.Opening;
 
 /// <summary>The drivers the opener knows. New sources and formats register here.</summary>
-public static class Drivers
+internal static class Drivers
 {
     public static IReadOnlyList<IProtocolDriver> Protocols { get; } =
     [

@@ -3,7 +3,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Opening;
 
 /// <summary>Interprets the bytes of a source as a disk image (raw, qcow2, …).</summary>
-public interface IFormatDriver
+internal interface IFormatDriver
 {
     string Name { get; }
 

@@ -3,7 +3,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Opening;
 
 /// <summary>Opens a source (http, https, ftp, ftps, tftp, file) from a protocol node's options.</summary>
-public interface IProtocolDriver
+internal interface IProtocolDriver
 {
     /// <summary>The <c>driver=</c> name.</summary>
     string Name { get; }

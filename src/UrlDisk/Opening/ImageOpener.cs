@@ -1,3 +1,4 @@
+using UrlDisk.Sources.Http;
 using UrlDisk.Specs;
 
 namespace UrlDisk.Opening;
@@ -12,8 +13,48 @@ public static class ImageOpener
     public static ValueTask<IBlockDevice> OpenAsync(string spec, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
         => OpenAsync(SpecParser.ParseFilename(spec), format, context, cancellationToken);
 
+    /// <summary>
+    /// Opens an http or https URL from typed options (headers, tokens, timeouts … from code rather than a spec string);
+    /// the format is <paramref name="format"/>, or probed.
+    /// </summary>
+    public static async ValueTask<IBlockDevice> OpenAsync(HttpSourceOptions http, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(http);
+        context ??= new OpenContext();
+        string scheme = http.Url.Scheme.ToLowerInvariant();
+        if (scheme is not ("http" or "https") || !string.IsNullOrEmpty(http.Url.UserInfo))
+        {
+            throw new OptionException($"HttpSourceOptions.Url must be an http:// or https:// URL without user info (set Username and Password): '{Redact.Url(http.Url.ToString())}'");
+        }
+
+        foreach (var header in http.Headers)
+        {
+            HttpHeaderLines.Check(header, "HttpSourceOptions.Headers");
+        }
+
+        IFormatDriver? formatDriver = null;
+        if (format is not null)
+        {
+            formatDriver = Drivers.FindFormat(format) ?? throw new OptionException($"unknown format '{format}'; formats: {Drivers.FormatNames}");
+        }
+
+        var file = await HttpDriver.OpenAsync(scheme, http, context, cancellationToken).ConfigureAwait(false);
+        context = context with { BaseLocation = http.Url.ToString() };
+        try
+        {
+            return formatDriver is null
+                ? await ProbeAndOpenFormatAsync(file, new OptionTree(), context, cancellationToken).ConfigureAwait(false)
+                : await formatDriver.OpenAsync(file, new OptionTree(), context, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await file.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
     /// <summary>Opens an option tree (from any spec form). <paramref name="format"/> is <c>-f</c>.</summary>
-    public static async ValueTask<IBlockDevice> OpenAsync(OptionTree root, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
+    internal static async ValueTask<IBlockDevice> OpenAsync(OptionTree root, string? format = null, OpenContext? context = null, CancellationToken cancellationToken = default)
     {
         context ??= new OpenContext();
         root = root.Clone();
@@ -68,7 +109,7 @@ public static class ImageOpener
     }
 
     /// <summary>Opens a protocol node; <c>filename</c> picks the driver from its scheme when <c>driver</c> is absent.</summary>
-    public static async ValueTask<IBlockDevice> OpenProtocolAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
+    internal static async ValueTask<IBlockDevice> OpenProtocolAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {
         node = node.Clone();
         string? filename = node["filename"];
@@ -103,12 +144,13 @@ public static class ImageOpener
             node[key] = filename;
         }
 
-        node.RejectUnknown(driver.Name, driver.OptionNames);
+        // header is repeatable: header.0, header.1 … are its values, not unknown options.
+        node.RejectUnknown(driver.Name, driver.OptionNames, driver.OptionNames.Contains("header") ? ["header"] : []);
         return await driver.OpenAsync(node, context, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads the first bytes and picks the format that claims them most surely (raw when none does).</summary>
-    public static async ValueTask<IBlockDevice> ProbeAndOpenFormatAsync(IBlockDevice file, OptionTree formatNode, OpenContext context, CancellationToken cancellationToken)
+    internal static async ValueTask<IBlockDevice> ProbeAndOpenFormatAsync(IBlockDevice file, OptionTree formatNode, OpenContext context, CancellationToken cancellationToken)
     {
         var head = await ReadHeadAsync(file, cancellationToken).ConfigureAwait(false);
         if (Layers.Compressed.CompressedLayer.Detect(head) is { } compression)
@@ -185,7 +227,7 @@ public static class ImageOpener
         => (protocolNode["url"] ?? protocolNode["filename"]) is { } location ? context with { BaseLocation = location, BaseProtocolNode = protocolNode.Clone() } : context;
 
     /// <summary>The scheme of a URL ("http"), or null for a local path (including Windows-style "C:").</summary>
-    public static string? SchemeOf(string filename)
+    internal static string? SchemeOf(string filename)
     {
         int i = filename.IndexOf("://", StringComparison.Ordinal);
         if (i <= 1)

@@ -5,7 +5,7 @@ namespace UrlDisk.Operations;
 /// holes and zero extents are not read at all, and zero runs inside data are not written when the
 /// target is known to be zero already (a new file), otherwise they become write-zeroes.
 /// </summary>
-public sealed class ImageCopier
+internal sealed class ImageCopier
 {
     /// <summary>Granularity of zero detection, as qemu-img's default <c>-S 4k</c>.</summary>
     public const int SparseBlock = 4096;

@@ -7,7 +7,7 @@ namespace UrlDisk.Operations;
 /// renamed into place by <see cref="CommitAsync"/>, so a failed convert leaves nothing half-written.
 /// An existing device (/dev/null, a block device) or <c>-n</c> target is written in place.
 /// </summary>
-public sealed class RawFileTarget : BlockDevice
+internal sealed class RawFileTarget : BlockDevice
 {
     private readonly SafeFileHandle _handle;
     private readonly string _path;

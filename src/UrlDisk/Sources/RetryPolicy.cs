@@ -1,4 +1,4 @@
-using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 using UrlDisk.Diagnostics;
 
 namespace UrlDisk.Sources;
@@ -9,17 +9,20 @@ namespace UrlDisk.Sources;
 /// <see cref="Retries"/>, so a long transfer over a link that keeps breaking but keeps advancing is never given up on;
 /// a failure after progress starts the count (and the backoff) afresh. <c>Retries = 0</c> turns retrying off.
 /// </summary>
-public sealed class RetryPolicy
+internal sealed class RetryPolicy
 {
     public static readonly TimeSpan DefaultFirstDelay = TimeSpan.FromMilliseconds(100);
     public static readonly TimeSpan DefaultMaxDelay = TimeSpan.FromSeconds(5);
 
     private readonly KeyValuePair<string, object?> _tag;
+    private readonly ILogger _logger;
 
     /// <param name="retries">attempts in a row without progress that may fail before the error is final (0 to 100)</param>
     /// <param name="protocol">the tag of the <c>urldisk.retries</c> metric</param>
-    public RetryPolicy(int retries, string protocol, TimeSpan? firstDelay = null, TimeSpan? maxDelay = null)
+    /// <param name="logger">where each retry is logged with its cause; null uses the process-wide fallback</param>
+    public RetryPolicy(int retries, string protocol, TimeSpan? firstDelay = null, TimeSpan? maxDelay = null, ILogger? logger = null)
     {
+        _logger = logger ?? UrlDiskLogging.Create("UrlDisk.Retry");
         ArgumentOutOfRangeException.ThrowIfNegative(retries);
         Retries = retries;
         FirstDelay = firstDelay ?? DefaultFirstDelay;
@@ -64,8 +67,9 @@ public sealed class RetryPolicy
 
                 retried++;
                 UrlDiskMetrics.Retries.Add(1, _tag);
-                Trace.TraceInformation("{0} (retry {1})", e.Message, retried);
-                await Task.Delay(Delay(Math.Max(1, stalled)), cancellationToken).ConfigureAwait(false);
+                var delay = Delay(Math.Max(1, stalled));
+                _logger.LogInformation("retry {Retry} in {DelayMs} ms after: {Cause}", retried, (int)delay.TotalMilliseconds, e.Message);
+                await Task.Delay(delay, cancellationToken).ConfigureAwait(false);
             }
         }
     }

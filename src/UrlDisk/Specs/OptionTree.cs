@@ -6,7 +6,7 @@ namespace UrlDisk.Specs;
 /// A node's options as flat dotted keys (<c>file.driver</c>, <c>file.url</c>), the form QEMU's
 /// <c>qdict_flatten</c> gives. Values are strings; typed accessors validate and name the option on error.
 /// </summary>
-public sealed class OptionTree
+internal sealed class OptionTree
 {
     private readonly Dictionary<string, string> _values;
     private readonly string _path;

@@ -3,7 +3,7 @@ using System.Text.RegularExpressions;
 namespace UrlDisk.Specs;
 
 /// <summary>Removes credentials from URLs and specs before they reach any message, log or output.</summary>
-public static partial class Redact
+internal static partial class Redact
 {
     /// <summary><c>https://user:pw@host/x</c> → <c>https://host/x</c>.</summary>
     public static string Url(string url) => UserInfo().Replace(url, "$1");
@@ -21,6 +21,7 @@ public static partial class Redact
 
     // The whole value: a JSON string up to its closing quote (commas, braces and \" inside), or in key=value syntax
     // everything up to a single comma (",," is a literal comma in the value). Hiding too much beats showing a secret.
-    [GeneratedRegex(@"((?:password|proxy-password|cookie)""?\s*[:=]\s*)(""(?:[^""\\]|\\.)*""|(?:,,|[^,])*)", RegexOptions.IgnoreCase)]
+    // Headers (header=, header.N=, "header": [...]) may carry tokens: a JSON array's whole value is hidden too.
+    [GeneratedRegex(@"((?:password|proxy-password|cookie|header(?:\.\d+)?)""?\s*[:=]\s*)(\[(?:[^\]""]|""(?:[^""\\]|\\.)*"")*\]|""(?:[^""\\]|\\.)*""|(?:,,|[^,])*)", RegexOptions.IgnoreCase)]
     private static partial Regex SecretValue();
 }

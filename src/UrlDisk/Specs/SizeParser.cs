@@ -3,7 +3,7 @@ using System.Globalization;
 namespace UrlDisk.Specs;
 
 /// <summary>Sizes as QEMU reads them: a number with an optional suffix T, G, M, K/k (powers of 1024) or b (bytes).</summary>
-public static class SizeParser
+internal static class SizeParser
 {
     public static bool TryParse(ReadOnlySpan<char> text, out long bytes)
     {

@@ -8,7 +8,7 @@ namespace UrlDisk.Specs;
 /// a plain filename or URL, <c>json:{…}</c> (nested or dotted keys), and key=value lists (<c>--image-opts</c>)
 /// where <c>,,</c> is a literal comma. Pure: no I/O.
 /// </summary>
-public static class SpecParser
+internal static class SpecParser
 {
     /// <summary>Parses a positional argument: <c>json:</c> or a plain filename/URL.</summary>
     public static OptionTree ParseFilename(string spec)
@@ -42,6 +42,18 @@ public static class SpecParser
             }
 
             string key = item[..eq];
+            if (key == "header" || key.EndsWith(".header", StringComparison.Ordinal))
+            {
+                // The one repeatable option: header=A: 1,header=B: 2 becomes header.0, header.1 (as a JSON array would).
+                int n = 0;
+                while (tree.Contains($"{key}.{n}"))
+                {
+                    n++;
+                }
+
+                key = $"{key}.{n}";
+            }
+
             if (tree.Contains(key))
             {
                 throw new OptionException($"option '{key}' is given twice");

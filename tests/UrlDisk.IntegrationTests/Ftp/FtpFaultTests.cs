@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using UrlDisk.Opening;
 
 namespace UrlDisk.IntegrationTests.Ftp;
 
@@ -19,6 +20,19 @@ public sealed class FtpFaultTests
         // The control connection survived the faults and serves the next read.
         await dev.ReadAsync(0, buf);
         Assert.True(buf.AsSpan().SequenceEqual(s_file.AsSpan(0, 50_000)));
+    }
+
+    [Fact]
+    public async Task Retries_are_logged_with_their_cause_to_the_context_logger_factory()
+    {
+        await using var server = new FaultyFtpServer(s_file, failingRetrs: 1);
+        var logs = new UrlDisk.IntegrationTests.Http.CollectingLoggerFactory();
+        string spec = "json:" + System.Text.Json.JsonSerializer.Serialize(new { file = new Dictionary<string, string> { ["driver"] = "ftp", ["url"] = $"ftp://127.0.0.1:{server.Port}/f.img", ["readahead"] = "0" } });
+        await using var dev = await ImageOpener.OpenAsync(spec, "raw", new OpenContext { LoggerFactory = logs });
+        var buf = new byte[50_000];
+        await dev.ReadAsync(70_000, buf);
+        Assert.True(buf.AsSpan().SequenceEqual(s_file.AsSpan(70_000, 50_000)));
+        Assert.Contains(logs.Lines, l => l.Category == "UrlDisk.Ftp" && l.Message.Contains("retry 1", StringComparison.Ordinal) && l.Message.Contains("426", StringComparison.Ordinal));
     }
 
     [Fact]

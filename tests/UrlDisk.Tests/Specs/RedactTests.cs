@@ -58,4 +58,24 @@ public class RedactTests
         Assert.DoesNotContain("SECRET", r, StringComparison.Ordinal);
         Assert.Contains(kept, r, StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("driver=raw,file.driver=http,file.header=Authorization: Bearer SECRET,file.url=http://h/x", "file.url=http://h/x")]
+    [InlineData("driver=raw,file.header.0=X-Key: SECRET,file.header.1=X-Other: SECRET,file.url=http://h/x", "file.url=http://h/x")]
+    [InlineData("""json:{"file.header":["X-Key: SECRET","X-Other: a,SECRET"],"file.url":"http://h/x"}""", "\"file.url\":\"http://h/x\"")]
+    [InlineData("""json:{"file":{"header":"X-Key: SECRET","url":"http://h/x"}}""", "\"url\":\"http://h/x\"")]
+    public void Spec_hides_header_values(string spec, string kept)
+    {
+        string r = Redact.Spec(spec);
+        Assert.DoesNotContain("SECRET", r, StringComparison.Ordinal);
+        Assert.Contains(kept, r, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Repeated_header_options_become_numbered_values()
+    {
+        var tree = SpecParser.ParseKeyValue("driver=raw,file.header=A: 1,file.header=B: 2,file.url=http://h/x");
+        Assert.Equal("A: 1", tree["file.header.0"]);
+        Assert.Equal("B: 2", tree["file.header.1"]);
+    }
 }

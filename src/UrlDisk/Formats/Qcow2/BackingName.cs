@@ -7,7 +7,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// Resolves a backing file name stored in an overlay the way QEMU does: <c>json:</c>, URLs and absolute paths
 /// are used as they are; a relative name is joined to the directory of the overlay's own location.
 /// </summary>
-public static class BackingName
+internal static class BackingName
 {
     public static string Resolve(string name, string? overlayLocation)
     {

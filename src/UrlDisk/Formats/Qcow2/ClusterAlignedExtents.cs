@@ -4,7 +4,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// A view of a source whose extents are widened to whole clusters of a target image: a cluster with any data
 /// is reported as data, so a copier writes it whole (as compression needs); clusters of zeros stay zero.
 /// </summary>
-public sealed class ClusterAlignedExtents(IBlockDevice inner, int clusterSize) : BlockDevice
+internal sealed class ClusterAlignedExtents(IBlockDevice inner, int clusterSize) : BlockDevice
 {
     public override long Length => inner.Length;
 

@@ -3,7 +3,7 @@ using System.IO.Compression;
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>qcow2 compressed clusters: raw deflate (type 0) or zstd (type 1), decompressed to exactly one cluster.</summary>
-public static class ClusterCompression
+internal static class ClusterCompression
 {
     public const byte Zlib = 0;
     public const byte Zstd = 1;

@@ -1,7 +1,7 @@
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>What an L2 entry (with its extended bitmap, if any) says about a cluster.</summary>
-public enum ClusterKind
+internal enum ClusterKind
 {
     /// <summary>Not allocated here: read the backing file, or zeros.</summary>
     Unallocated,

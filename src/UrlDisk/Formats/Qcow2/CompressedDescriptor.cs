@@ -4,7 +4,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// The descriptor of a compressed cluster (L2 bits 0–61): a byte offset in the low
 /// <c>62 − (cluster_bits − 8)</c> bits and the number of additional 512-byte sectors above it.
 /// </summary>
-public readonly record struct CompressedDescriptor(long HostOffset, int SectorCount)
+internal readonly record struct CompressedDescriptor(long HostOffset, int SectorCount)
 {
     public static int OffsetBits(int clusterBits) => 62 - (clusterBits - 8);
 

@@ -2,7 +2,7 @@ using System.Text;
 
 namespace UrlDisk.Formats.Qcow2;
 
-public enum FeatureType : byte
+internal enum FeatureType : byte
 {
     Incompatible = 0,
     Compatible = 1,
@@ -10,7 +10,7 @@ public enum FeatureType : byte
 }
 
 /// <summary>A 48-byte entry of the feature-name table extension: <c>u8 type, u8 bit, char name[46]</c>.</summary>
-public readonly record struct FeatureName(FeatureType Type, int Bit, string Name)
+internal readonly record struct FeatureName(FeatureType Type, int Bit, string Name)
 {
     public const int Size = 48;
 

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>One header extension: <c>u32 type, u32 length, data padded to 8</c>.</summary>
-public sealed record HeaderExtension(uint Type, byte[] Data)
+internal sealed record HeaderExtension(uint Type, byte[] Data)
 {
     public const uint End = 0;
     public const uint BackingFormat = 0xE2792ACA;

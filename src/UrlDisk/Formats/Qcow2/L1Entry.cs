@@ -1,7 +1,7 @@
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>An L1 entry: the offset of an L2 table and the COPIED bit.</summary>
-public readonly record struct L1Entry(ulong Raw)
+internal readonly record struct L1Entry(ulong Raw)
 {
     public long L2Offset => (long)(Raw & Qcow2Entries.OffsetMask);
     public bool IsCopied => (Raw & Qcow2Entries.Copied) != 0;

@@ -4,7 +4,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// An L2 entry: the 64-bit descriptor plus, with extended L2, the subcluster bitmap
 /// (bits 0–31 allocated, bits 32–63 reads-as-zero).
 /// </summary>
-public readonly record struct L2Entry(ulong Raw, ulong Bitmap = 0)
+internal readonly record struct L2Entry(ulong Raw, ulong Bitmap = 0)
 {
     public bool IsCompressed => (Raw & Qcow2Entries.Compressed) != 0;
     public bool IsCopied => (Raw & Qcow2Entries.Copied) != 0;

@@ -38,6 +38,8 @@ public sealed class Qcow2Checker
         _l2Bits = header.ClusterBits - (_extended ? 4 : 3);
     }
 
+    /// <summary>Checks the qcow2 image in <paramref name="file"/> (its refcounts against its metadata) and repairs what <paramref name="repair"/> allows.</summary>
+    /// <param name="file">the image file (not a format node), opened writable to repair</param>
     /// <param name="repair">null, "leaks" or "all"; repair needs a writable <see cref="FileSource"/>.</param>
     public static async ValueTask<Qcow2CheckResult> CheckAsync(IBlockDevice file, string? repair, CancellationToken cancellationToken)
     {

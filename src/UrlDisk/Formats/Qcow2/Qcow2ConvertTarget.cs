@@ -8,7 +8,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// place by <see cref="CommitAsync"/> (a failed convert leaves nothing), or an existing image (<c>-n</c>).
 /// With <c>compress</c>, whole-cluster writes are stored compressed and all-zero clusters stay unallocated.
 /// </summary>
-public sealed class Qcow2ConvertTarget : BlockDevice
+internal sealed class Qcow2ConvertTarget : BlockDevice
 {
     private readonly Qcow2Image _image;
     private readonly string _path;

@@ -6,6 +6,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// <summary>What <c>create -f qcow2 -o …</c> accepts, with QEMU's defaults.</summary>
 public sealed record Qcow2CreateOptions
 {
+    /// <summary>Cluster size in bytes: a power of two from 512 to 2M (default 64k).</summary>
     public int ClusterSize { get; init; } = 65536;
 
     /// <summary>"1.1" (version 3) or "0.10" (version 2).</summary>
@@ -14,15 +15,20 @@ public sealed record Qcow2CreateOptions
     /// <summary>"zlib" or "zstd".</summary>
     public string CompressionType { get; init; } = "zlib";
 
+    /// <summary>Bits per refcount: 1, 2, 4, 8, 16, 32 or 64 (v3; default 16).</summary>
     public int RefcountBits { get; init; } = 16;
+    /// <summary>Extended L2 entries with 32 subclusters per cluster (v3).</summary>
     public bool ExtendedL2 { get; init; }
+    /// <summary>Defer refcount updates (v3; the image is marked dirty until closed cleanly).</summary>
     public bool LazyRefcounts { get; init; }
 
     /// <summary>Stored as given (path, URL or json: spec).</summary>
     public string? BackingFile { get; init; }
 
+    /// <summary>The format of <see cref="BackingFile"/> (<c>raw</c> or <c>qcow2</c>); probed when null.</summary>
     public string? BackingFormat { get; init; }
 
+    /// <summary>The option names <see cref="Parse"/> accepts (qemu-img's <c>-o</c> names).</summary>
     public static IReadOnlyList<string> Names { get; } =
         ["cluster_size", "compat", "compression_type", "refcount_bits", "extended_l2", "lazy_refcounts", "backing_file", "backing_fmt", "preallocation"];
 
@@ -100,5 +106,6 @@ public sealed record Qcow2CreateOptions
         }
     }
 
+    /// <summary>The qcow2 version <see cref="Compat"/> asks for: 2 for <c>0.10</c>, 3 for <c>1.1</c>.</summary>
     public int Version => Compat is "0.10" or "v2" ? 2 : 3;
 }

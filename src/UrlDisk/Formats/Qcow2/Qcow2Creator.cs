@@ -21,7 +21,7 @@ public static class Qcow2Creator
     }
 
     /// <summary>Creates the image and opens it for writing (the API <c>convert -O qcow2</c> uses).</summary>
-    public static Task<Qcow2Image> CreateAndOpenAsync(string path, long size, Qcow2CreateOptions? options = null, CancellationToken cancellationToken = default)
+    internal static Task<Qcow2Image> CreateAndOpenAsync(string path, long size, Qcow2CreateOptions? options = null, CancellationToken cancellationToken = default)
         => CreateAndOpenAsync(path, size, options, orderWrites: true, cancellationToken);
 
     /// <param name="orderWrites">False for an image that is only used once complete (convert's output): no flushes to order metadata writes.</param>
@@ -42,7 +42,7 @@ public static class Qcow2Creator
     }
 
     /// <summary>The bytes of a new empty image (pure).</summary>
-    public static byte[] Build(long size, Qcow2CreateOptions o)
+    internal static byte[] Build(long size, Qcow2CreateOptions o)
     {
         o.Validate();
         if (size < 0 || size % 512 != 0)

@@ -1,7 +1,7 @@
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>Bit layout of L1 and standard L2 entries and of refcount-table entries.</summary>
-public static class Qcow2Entries
+internal static class Qcow2Entries
 {
     public const ulong Copied = 1UL << 63;
     public const ulong Compressed = 1UL << 62;

@@ -1,7 +1,7 @@
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>Feature bits of the qcow2 header and their names when no feature-name table says otherwise.</summary>
-public static class Qcow2Features
+internal static class Qcow2Features
 {
     public const ulong Dirty = 1 << 0;
     public const ulong Corrupt = 1 << 1;

@@ -5,7 +5,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>The qcow2 format (versions 2 and 3).</summary>
-public sealed class Qcow2FormatDriver : IFormatDriver
+internal sealed class Qcow2FormatDriver : IFormatDriver
 {
     public string Name => "qcow2";
 

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>The fixed qcow2 header (v2: 72 bytes, v3: 104 or more), as stored at offset 0. Pure codec.</summary>
-public sealed record Qcow2Header
+internal sealed record Qcow2Header
 {
     public const uint Magic = 0x514649FB; // "QFI\xfb"
     public const int V2Length = 72;

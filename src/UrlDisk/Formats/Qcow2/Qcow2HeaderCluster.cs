@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// Everything stored in cluster 0: the header, its extensions and the backing file name. Pure codec:
 /// <see cref="TryRead"/> takes the bytes of cluster 0 (or as much of it as the file has).
 /// </summary>
-public sealed record Qcow2HeaderCluster
+internal sealed record Qcow2HeaderCluster
 {
     public required Qcow2Header Header { get; init; }
     public string? BackingFile { get; init; }

@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// and zero clusters that block status reports) become zero-flag clusters (v3). An overlay read end to end,
 /// by reads or by a sparse-aware client's block status and data reads, is then complete on its own.
 /// </summary>
-public sealed partial class Qcow2Image
+internal sealed partial class Qcow2Image
 {
     private const int CopyOnReadChunk = 4 * 1024 * 1024;
 

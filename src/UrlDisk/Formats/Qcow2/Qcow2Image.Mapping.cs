@@ -4,7 +4,7 @@ using System.Buffers.Binary;
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>Guest offset → L1 → L2 → run of clusters (or subclusters) of the same kind.</summary>
-public sealed partial class Qcow2Image
+internal sealed partial class Qcow2Image
 {
     internal long L2Coverage => (long)ClusterSize << L2Bits;
 

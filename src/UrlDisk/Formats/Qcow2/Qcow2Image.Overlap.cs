@@ -8,7 +8,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// marks the image corrupt (incompatible bit 1 on v3, as QEMU does), refuses the write before anything is
 /// written, and refuses every later write.
 /// </summary>
-public sealed partial class Qcow2Image
+internal sealed partial class Qcow2Image
 {
     /// <summary>Host offsets of the L2 tables the active L1 table points at.</summary>
     private HostClusterSet? _activeL2Tables;

@@ -3,7 +3,7 @@ using System.Buffers;
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>Reads and allocation status.</summary>
-public sealed partial class Qcow2Image
+internal sealed partial class Qcow2Image
 {
     private readonly Lock _compressedCacheLock = new();
     private (ulong Raw, byte[]? Data) _lastDecompressed;

@@ -10,7 +10,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// (data, L2 table) are durable before any entry points at it, and an entry no longer points at a cluster before
 /// its refcount drops. A crash then leaves at worst leaked clusters.
 /// </summary>
-public sealed partial class Qcow2Image
+internal sealed partial class Qcow2Image
 {
     private long _compressedCursor;
     private bool IsV3 => Header.Version >= 3;

@@ -9,7 +9,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// zero clusters, extended L2 subclusters and a lazily opened backing chain; writes when the source is a
 /// writable local file.
 /// </summary>
-public sealed partial class Qcow2Image : BlockDevice
+internal sealed partial class Qcow2Image : BlockDevice
 {
     private const int MaxL1Bytes = 32 * 1024 * 1024;
     private const int MaxSnapshots = 65536;

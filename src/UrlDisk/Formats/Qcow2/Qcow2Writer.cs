@@ -19,8 +19,8 @@ public static class Qcow2Writer
         return written;
     }
 
-    /// <summary>Copies <paramref name="source"/> into an open, empty image (from <see cref="Qcow2Creator.CreateAndOpenAsync"/>).</summary>
-    public static async Task<long> CopyAsync(IBlockDevice source, Qcow2Image image, bool compress, IProgress<long>? progress, CancellationToken cancellationToken)
+    /// <summary>Copies <paramref name="source"/> into an open, empty image (from <see cref="Qcow2Creator.CreateAndOpenAsync(string, long, Qcow2CreateOptions?, CancellationToken)"/>).</summary>
+    internal static async Task<long> CopyAsync(IBlockDevice source, Qcow2Image image, bool compress, IProgress<long>? progress, CancellationToken cancellationToken)
     {
         int cs = image.ClusterSize;
         int chunk = Math.Max(ChunkSize, cs);

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>Refcount entries of any width (1–64 bits) inside a refcount block; sub-byte entries are LSB-first.</summary>
-public static class RefcountBlock
+internal static class RefcountBlock
 {
     public static ulong Get(ReadOnlySpan<byte> block, int order, long index)
     {

@@ -4,7 +4,7 @@ using System.Text;
 namespace UrlDisk.Formats.Qcow2;
 
 /// <summary>An entry of the snapshot table (variable length, padded to 8 bytes).</summary>
-public sealed record SnapshotEntry
+internal sealed record SnapshotEntry
 {
     public const int FixedSize = 40;
 

@@ -4,7 +4,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Formats.Raw;
 
 /// <summary>The raw format: the image is the bytes of the file, optionally a window of it (<c>offset</c>, <c>size</c>).</summary>
-public sealed class RawFormatDriver : IFormatDriver
+internal sealed class RawFormatDriver : IFormatDriver
 {
     public string Name => "raw";
 

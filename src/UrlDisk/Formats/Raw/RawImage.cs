@@ -1,7 +1,7 @@
 namespace UrlDisk.Formats.Raw;
 
 /// <summary>A window of the file below; everything passes through.</summary>
-public sealed class RawImage : BlockDevice
+internal sealed class RawImage : BlockDevice
 {
     private readonly IBlockDevice _file;
     private readonly long _offset;

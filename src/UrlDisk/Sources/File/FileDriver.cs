@@ -4,7 +4,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Sources.File;
 
 /// <summary>Local files and block devices: <c>/path</c>, <c>file:///path</c>, or <c>driver=file,filename=…</c>.</summary>
-public sealed class FileDriver : IProtocolDriver
+internal sealed class FileDriver : IProtocolDriver
 {
     public string Name => "file";
 

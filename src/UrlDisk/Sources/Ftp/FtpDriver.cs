@@ -7,7 +7,7 @@ namespace UrlDisk.Sources.Ftp;
 /// <c>ftp://</c> (plain, or AUTH TLS with <c>tls=explicit</c>) and <c>ftps://</c> (implicit TLS). Credentials come from
 /// the URL's user info (percent-decoded) or <c>username</c> + <c>password-file</c>; anonymous otherwise.
 /// </summary>
-public sealed class FtpDriver(string scheme) : IProtocolDriver
+internal sealed class FtpDriver(string scheme) : IProtocolDriver
 {
     public string Name { get; } = scheme is "ftp" or "ftps" ? scheme : throw new ArgumentException("scheme must be ftp or ftps", nameof(scheme));
 

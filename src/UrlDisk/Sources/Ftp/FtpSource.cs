@@ -9,7 +9,7 @@ namespace UrlDisk.Sources.Ftp;
 /// connection, stopped as soon as the range (widened by <c>readahead</c>) has arrived; the last few fetched chunks
 /// answer later reads that fall inside them.
 /// </summary>
-public sealed class FtpSource : BlockDevice
+internal sealed class FtpSource : BlockDevice
 {
     private const int KeptChunks = 8;
 
@@ -68,7 +68,8 @@ public sealed class FtpSource : BlockDevice
         var pool = new FtpConnectionPool(settings, settings.Tls == FtpTlsMode.None ? null : FtpTlsOptions.Create(settings));
         try
         {
-            var retry = new RetryPolicy(settings.Retries, settings.Scheme);
+            var logger = UrlDiskLogging.Create(context, "UrlDisk.Ftp");
+            var retry = new RetryPolicy(settings.Retries, settings.Scheme, logger: logger);
             var first = await retry.RunAsync(pool.RentAsync, null, cancellationToken).ConfigureAwait(false);
             var source = new FtpSource(settings, pool, retry, first);
             bool ranges = first.CanResume && first.Size >= 0;
@@ -88,7 +89,7 @@ public sealed class FtpSource : BlockDevice
             }
 
             var sequential = new FtpSequentialSource(settings, pool, first.Size >= 0 ? first.Size : null, details);
-            return await FillCache.CreateAsync(sequential, new FillCacheOptions { Directory = context.CacheDirectory, Retries = settings.Retries }, cancellationToken)
+            return await FillCache.CreateAsync(sequential, new FillCacheOptions { Directory = context.CacheDirectory, Retries = settings.Retries, Logger = logger }, cancellationToken)
                 .ConfigureAwait(false);
         }
         catch

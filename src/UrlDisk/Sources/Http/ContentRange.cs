@@ -3,7 +3,7 @@ using System.Globalization;
 namespace UrlDisk.Sources.Http;
 
 /// <summary>A parsed <c>Content-Range</c> header: <c>bytes first-last/total</c> or <c>bytes */total</c> (RFC 9110 §14.4).</summary>
-public readonly record struct ContentRange(long? First, long? Last, long? Total)
+internal readonly record struct ContentRange(long? First, long? Last, long? Total)
 {
     public static bool TryParse(ReadOnlySpan<char> text, out ContentRange range)
     {

@@ -7,8 +7,13 @@ namespace UrlDisk.Sources.Http;
 /// <summary>Builds the one <see cref="HttpClient"/> a source uses: our redirects, our cookies, certificate rules from the options.</summary>
 internal static class HttpClientFactory
 {
-    public static HttpClient Create(HttpSourceOptions o, CertificateErrorRecorder certificateErrors)
+    public static HttpClient Create(HttpSourceOptions o, CertificateErrorRecorder certificateErrors, Func<HttpMessageHandler>? handlerFactory = null)
     {
+        if (handlerFactory is not null)
+        {
+            return new HttpClient(handlerFactory(), disposeHandler: true) { Timeout = Timeout.InfiniteTimeSpan };
+        }
+
         var handler = new SocketsHttpHandler
         {
             // Redirects are resolved once at open, so every range request goes straight to the final URL.

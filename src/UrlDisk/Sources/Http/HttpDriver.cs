@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using UrlDisk.Diagnostics;
 using UrlDisk.Layers;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
@@ -8,7 +10,7 @@ namespace UrlDisk.Sources.Http;
 /// The <c>http</c> and <c>https</c> drivers: an <see cref="HttpSource"/> under a <see cref="ReadaheadCache"/>;
 /// for a server without byte ranges, one whole-file transfer into a <see cref="FillCache"/> instead of QEMU's hard error.
 /// </summary>
-public sealed class HttpDriver(string name) : IProtocolDriver
+internal sealed class HttpDriver(string name) : IProtocolDriver
 {
     public string Name { get; } = name;
 
@@ -16,16 +18,22 @@ public sealed class HttpDriver(string name) : IProtocolDriver
 
     public IReadOnlyCollection<string> OptionNames => HttpSourceOptions.Names;
 
-    public async ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
+    public ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
+        => OpenAsync(Name, HttpSourceOptions.Parse(Name, node), context, cancellationToken);
+
+    /// <summary>Opens a protocol node from typed options (specs and <see cref="ImageOpener"/>'s typed overload both end here).</summary>
+    public static async ValueTask<IBlockDevice> OpenAsync(string name, HttpSourceOptions options, OpenContext context, CancellationToken cancellationToken)
     {
-        var options = HttpSourceOptions.Parse(Name, node);
-        var source = await HttpSource.OpenAsync(Name, options, cancellationToken).ConfigureAwait(false);
+        var source = await HttpSource.OpenAsync(name, options, context, cancellationToken).ConfigureAwait(false);
+        var logger = UrlDiskLogging.Create(context, "UrlDisk.Http");
         if (!source.SupportsRanges)
         {
-            var fillOptions = new FillCacheOptions { Directory = context.CacheDirectory, Retries = options.Retries };
+            logger.LogInformation("{Protocol}: no byte ranges: one whole-file transfer into a fill cache in {Directory}", name, context.CacheDirectory ?? "the temp directory");
+            var fillOptions = new FillCacheOptions { Directory = context.CacheDirectory, Retries = options.Retries, Logger = logger };
             return await FillCache.CreateAsync(new HttpSequentialSource(source), fillOptions, cancellationToken).ConfigureAwait(false);
         }
 
+        logger.LogDebug("{Protocol}: read cache of {CacheSize} bytes with {Readahead} bytes of readahead", name, options.CacheSize, options.Readahead);
         return new ReadaheadCache(source, options.Readahead, options.CacheSize);
     }
 }

@@ -4,7 +4,9 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Security.Authentication;
 using System.Text;
+using Microsoft.Extensions.Logging;
 using UrlDisk.Diagnostics;
+using UrlDisk.Opening;
 using UrlDisk.Specs;
 
 namespace UrlDisk.Sources.Http;
@@ -16,9 +18,14 @@ namespace UrlDisk.Sources.Http;
 /// Every request has the <c>timeout</c>; transient failures are retried under the <see cref="RetryPolicy"/>,
 /// resuming where the body stopped.
 /// </summary>
-public sealed class HttpSource : BlockDevice
+internal sealed class HttpSource : BlockDevice
 {
     private const int MaxRedirects = 10;
+
+    /// <summary>Which header-script output a request was built with, so concurrent 401s run the script once.</summary>
+    private static readonly HttpRequestOptionsKey<int> ScriptGenerationKey = new("urldisk.header-script-generation");
+
+    private static readonly string ProductVersion = typeof(HttpSource).Assembly.GetName().Version?.ToString(3) ?? "0";
 
     private readonly HttpSourceOptions _options;
     private readonly RetryPolicy _retry;
@@ -28,6 +35,10 @@ public sealed class HttpSource : BlockDevice
     private readonly KeyValuePair<string, object?> _tag;
     private readonly Uri _originalUrl;
     private readonly AuthenticationHeaderValue? _authorization;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _scriptLock = new(1, 1);
+    private volatile IReadOnlyList<string> _scriptHeaders = [];
+    private int _scriptGeneration;
     private Uri _url;
     private int _reResolved;
     private long _length;
@@ -36,17 +47,22 @@ public sealed class HttpSource : BlockDevice
     private bool _ranges = true;
     private BlockDeviceInfo _info = null!;
 
-    private HttpSource(string protocol, HttpSourceOptions options)
+    private HttpSource(string protocol, HttpSourceOptions options, OpenContext? context)
     {
+        _logger = UrlDiskLogging.Create(context, "UrlDisk.Http");
         _protocol = protocol;
         _options = options;
         _originalUrl = options.Url;
         _url = options.Url;
         _certificateErrors = new CertificateErrorRecorder();
-        _client = HttpClientFactory.Create(options, _certificateErrors);
+        _client = HttpClientFactory.Create(options, _certificateErrors, context?.HttpMessageHandlerFactory);
         _tag = new("protocol", protocol);
-        _retry = new RetryPolicy(options.Retries, protocol);
-        if (options.Username is not null)
+        _retry = new RetryPolicy(options.Retries, protocol, logger: _logger);
+        if (options.BearerToken is not null)
+        {
+            _authorization = new AuthenticationHeaderValue("Bearer", options.BearerToken);
+        }
+        else if (options.Username is not null)
         {
             _authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{options.Username}:{options.Password}")));
         }
@@ -66,17 +82,23 @@ public sealed class HttpSource : BlockDevice
     public long? KnownLength => _length >= 0 ? _length : null;
 
     /// <summary>Probes the server (size, ranges, validators) and returns a source ready for range reads.</summary>
-    public static async ValueTask<HttpSource> OpenAsync(string protocol, HttpSourceOptions options, CancellationToken cancellationToken)
+    public static async ValueTask<HttpSource> OpenAsync(string protocol, HttpSourceOptions options, OpenContext? context, CancellationToken cancellationToken)
     {
-        var source = new HttpSource(protocol, options);
+        var source = new HttpSource(protocol, options, context);
         try
         {
+            if (options.HeaderScript is not null)
+            {
+                await source.RefreshScriptHeadersAsync(0, cancellationToken).ConfigureAwait(false);
+            }
+
             await source.ProbeAsync(cancellationToken).ConfigureAwait(false);
             return source;
         }
         catch
         {
             source._client.Dispose();
+            source._scriptLock.Dispose();
             throw;
         }
     }
@@ -91,6 +113,9 @@ public sealed class HttpSource : BlockDevice
         _length = probe.Length;
         _httpVersion = probe.HttpVersion;
         _validators = probe.Validators;
+        _logger.LogInformation("{Protocol}: opened {Url} ({Final}): {Length} bytes, ranges {Ranges}, HTTP/{Version}, ETag {ETag}, Last-Modified {LastModified}",
+            _protocol, Display(_originalUrl), _url == _originalUrl ? "no redirect" : "redirected to " + Display(_url), _length, _ranges ? "yes" : "no",
+            _httpVersion, _validators.ETag?.ToString() ?? "none", _validators.LastModified?.ToString("R", CultureInfo.InvariantCulture) ?? "none");
 
         var details = new Dictionary<string, object?>
         {
@@ -152,12 +177,14 @@ public sealed class HttpSource : BlockDevice
                 }
 
                 UrlDiskMetrics.Redirects.Add(1, _tag);
+                _logger.LogInformation("{Protocol}: {Status} redirect to {Url}", _protocol, status, Display(url));
                 continue;
             }
 
             // Some servers (S3 presigned URLs among them) refuse HEAD: ask for the first byte instead.
             if (!useGet && status is 403 or 405 or 501)
             {
+                _logger.LogInformation("{Protocol}: HEAD answered {Status}; asking for the first byte with a ranged GET instead", _protocol, status);
                 useGet = true;
                 continue;
             }
@@ -179,12 +206,14 @@ public sealed class HttpSource : BlockDevice
             if (useGet)
             {
                 // A 200 for a ranged GET: the server ignores ranges; the file can only be read whole.
+                _logger.LogInformation("{Protocol}: the server ignores byte ranges (200 to a ranged GET); the file will be read whole", _protocol);
                 return new Probe(url, length ?? -1, false, response.Version, validators);
             }
 
             if (length is null)
             {
                 // No size from HEAD (chunked servers): a ranged GET tells the size, or shows there are no ranges.
+                _logger.LogDebug("{Protocol}: HEAD told no size; trying a ranged GET", _protocol);
                 useGet = true;
                 continue;
             }
@@ -193,6 +222,7 @@ public sealed class HttpSource : BlockDevice
             if (!ranges && length > 0)
             {
                 // Many servers do ranges without saying so; one ranged GET tells.
+                _logger.LogDebug("{Protocol}: HEAD did not announce byte ranges; trying a ranged GET", _protocol);
                 useGet = true;
                 continue;
             }
@@ -218,6 +248,7 @@ public sealed class HttpSource : BlockDevice
             {
                 // A redirect target that starts failing (an expired signed URL) is resolved again, once.
                 reResolvedHere = true;
+                _logger.LogInformation("{Protocol}: {Url} fails ({Cause}); resolving the redirect from the original URL again", _protocol, Display(_url), e.Message);
                 await ReResolveAsync(cancellationToken).ConfigureAwait(false);
             }
         }
@@ -457,7 +488,14 @@ public sealed class HttpSource : BlockDevice
             request.VersionPolicy = HttpVersionPolicy.RequestVersionOrLower;
         }
 
-        request.Headers.UserAgent.Add(new ProductInfoHeaderValue("UrlDisk", "0.1"));
+        if (_options.UserAgent is not null)
+        {
+            request.Headers.TryAddWithoutValidation("User-Agent", _options.UserAgent);
+        }
+        else
+        {
+            request.Headers.UserAgent.Add(new ProductInfoHeaderValue("UrlDisk", ProductVersion));
+        }
 
         // The disk's bytes, not a compressed representation of them (a gzip-encoded range is refused).
         request.Headers.AcceptEncoding.Add(new StringWithQualityHeaderValue("identity"));
@@ -471,8 +509,53 @@ public sealed class HttpSource : BlockDevice
             {
                 request.Headers.TryAddWithoutValidation("Cookie", _options.Cookie);
             }
+
+            AddHeaderLines(request, _options.Headers);
+            request.Options.Set(ScriptGenerationKey, Volatile.Read(ref _scriptGeneration));
+            AddHeaderLines(request, _scriptHeaders);
         }
 
+        return request;
+    }
+
+    /// <summary>Lines from <c>header</c> and <c>header-script</c>: each replaces a header of the same name (Authorization included).</summary>
+    private static void AddHeaderLines(HttpRequestMessage request, IReadOnlyList<string> lines)
+    {
+        foreach (var line in lines)
+        {
+            var (name, value) = HttpHeaderLines.Split(line);
+            request.Headers.Remove(name);
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+    }
+
+    /// <summary>Runs <c>header-script</c> unless another request already did since <paramref name="seenGeneration"/>.</summary>
+    private async Task RefreshScriptHeadersAsync(int seenGeneration, CancellationToken ct)
+    {
+        await _scriptLock.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            if (Volatile.Read(ref _scriptGeneration) != seenGeneration)
+            {
+                return;
+            }
+
+            _logger.LogInformation("{Protocol}: running header-script for fresh headers", _protocol);
+            _scriptHeaders = await HeaderScript.RunAsync(_options.HeaderScript!, _protocol, _options.Timeout, ct).ConfigureAwait(false);
+            Interlocked.Increment(ref _scriptGeneration);
+        }
+        finally
+        {
+            _scriptLock.Release();
+        }
+    }
+
+    /// <summary>The same request again, with the headers <c>header-script</c> printed now.</summary>
+    private HttpRequestMessage Rebuild(HttpRequestMessage old)
+    {
+        var request = NewRequest(old.Method, old.RequestUri!);
+        request.Headers.Range = old.Headers.Range;
+        request.Headers.IfRange = old.Headers.IfRange;
         return request;
     }
 
@@ -482,10 +565,34 @@ public sealed class HttpSource : BlockDevice
     /// <summary>Sends <paramref name="request"/> and waits for the answer's headers until <paramref name="token"/> (the caller's stall timeout) fires.</summary>
     private async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken token, CancellationToken userToken)
     {
+        var response = await SendOnceAsync(request, token, userToken).ConfigureAwait(false);
+        if (_options.HeaderScript is not null && response.StatusCode is HttpStatusCode.Unauthorized or HttpStatusCode.Forbidden
+            && request.Options.TryGetValue(ScriptGenerationKey, out int generation))
+        {
+            // An expired token: the script makes fresh headers and the request goes again, once.
+            _logger.LogInformation("{Protocol}: {Status} from {Url}; renewing the headers with header-script", _protocol, (int)response.StatusCode, Display(request.RequestUri!));
+            response.Dispose();
+            await RefreshScriptHeadersAsync(generation, token).ConfigureAwait(false);
+            using var again = Rebuild(request);
+            response = await SendOnceAsync(again, token, userToken).ConfigureAwait(false);
+        }
+
+        return response;
+    }
+
+    private async Task<HttpResponseMessage> SendOnceAsync(HttpRequestMessage request, CancellationToken token, CancellationToken userToken)
+    {
         UrlDiskMetrics.Requests.Add(1, _tag);
         try
         {
-            return await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token).ConfigureAwait(false);
+            var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token).ConfigureAwait(false);
+            if (_logger.IsEnabled(LogLevel.Debug))
+            {
+                _logger.LogDebug("{Protocol}: {Method} {Url} range {Range} -> {Status} {Reason}", _protocol, request.Method, Display(request.RequestUri!),
+                    request.Headers.Range?.ToString() ?? "none", (int)response.StatusCode, response.ReasonPhrase);
+            }
+
+            return response;
         }
         catch (HttpRequestException e) when (e.InnerException is AuthenticationException || _certificateErrors.Last is not null)
         {
@@ -506,6 +613,7 @@ public sealed class HttpSource : BlockDevice
     protected override ValueTask DisposeCoreAsync()
     {
         _client.Dispose();
+        _scriptLock.Dispose();
         return ValueTask.CompletedTask;
     }
 }

@@ -8,37 +8,71 @@ namespace UrlDisk.Sources.Http;
 /// <summary>The http/https protocol node's options, validated. Names and defaults follow QEMU's curl driver where it has them.</summary>
 public sealed record HttpSourceOptions
 {
-    public static readonly IReadOnlyCollection<string> Names =
+    internal static readonly IReadOnlyCollection<string> Names =
     [
         "url", "readahead", "sslverify", "timeout", "cookie", "username", "password-file",
         "proxy", "proxy-username", "proxy-password-file", "force-range",
         "connections", "cafile", "retries", "cache-size",
+        "header", "bearer-token-file", "user-agent", "header-script",
     ];
 
+    /// <summary>The default <see cref="Readahead"/>: 256 KiB.</summary>
     public const long DefaultReadahead = 256 * 1024;
 
     /// <summary>The URL without user info; credentials live in <see cref="Username"/>/<see cref="Password"/>.</summary>
     public required Uri Url { get; init; }
+    /// <summary>Bytes fetched ahead of a read (<c>readahead</c>; a multiple of 512, at most 256M).</summary>
     public long Readahead { get; init; } = DefaultReadahead;
+    /// <summary>Verify the server's TLS certificate (<c>sslverify</c>; default on).</summary>
     public bool SslVerify { get; init; } = true;
+    /// <summary>How long a request may go without progress before it fails and is retried (<c>timeout</c>).</summary>
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
+    /// <summary>The <c>Cookie</c> header sent to the original origin only (<c>cookie</c>).</summary>
     public string? Cookie { get; init; }
+    /// <summary>The user for HTTP basic authentication (<c>username</c>, or user@ in the URL).</summary>
     public string? Username { get; init; }
+    /// <summary>The password for <see cref="Username"/> (<c>password-file</c>, or user:password@ in the URL).</summary>
     public string? Password { get; init; }
+    /// <summary>The HTTP proxy (<c>proxy</c>); null means the environment's (<c>http_proxy</c>, <c>https_proxy</c>).</summary>
     public Uri? Proxy { get; init; }
+    /// <summary>The user for the proxy (<c>proxy-username</c>).</summary>
     public string? ProxyUsername { get; init; }
+    /// <summary>The proxy password (<c>proxy-password-file</c>).</summary>
     public string? ProxyPassword { get; init; }
+    /// <summary>Probe with a ranged GET instead of HEAD (<c>force-range</c>).</summary>
     public bool ForceRange { get; init; }
+    /// <summary>Connections per server (<c>connections</c>, 1 to 256).</summary>
     public int Connections { get; init; } = 8;
     /// <summary>The certificates of <c>cafile</c>, trusted besides the system's; null without the option.</summary>
     public X509Certificate2Collection? CaCertificates { get; init; }
+    /// <summary>Failed attempts in a row without progress before a read fails (<c>retries</c>, 0 to 100).</summary>
     public int Retries { get; init; } = 5;
+    /// <summary>Bytes of the read cache (<c>cache-size</c>).</summary>
     public long CacheSize { get; init; } = 32L << 20;
 
+    /// <summary>
+    /// Extra request headers as <c>Name: value</c> lines (<c>header</c>, repeatable), sent like credentials: only to
+    /// the original URL's origin, never after a redirect elsewhere, and never printed.
+    /// </summary>
+    public IReadOnlyList<string> Headers { get; init; } = [];
+
+    /// <summary>A token sent as <c>Authorization: Bearer …</c> to the original origin (<c>bearer-token-file</c>).</summary>
+    public string? BearerToken { get; init; }
+
+    /// <summary>The <c>User-Agent</c> header (<c>user-agent</c>); null sends <c>UrlDisk/version</c>.</summary>
+    public string? UserAgent { get; init; }
+
+    /// <summary>
+    /// A shell command whose output (<c>Name: value</c> lines) is sent as headers to the original origin; run at open
+    /// and again whenever the server answers 401 or 403, so expiring tokens are renewed (<c>header-script</c>, as
+    /// nbdkit's curl plugin).
+    /// </summary>
+    public string? HeaderScript { get; init; }
+
     /// <summary>Validates a protocol node for driver <paramref name="driver"/> ("http" or "https").</summary>
-    public static HttpSourceOptions Parse(string driver, OptionTree node)
+    internal static HttpSourceOptions Parse(string driver, OptionTree node)
     {
-        node.RejectUnknown(driver, Names);
+        node.RejectUnknown(driver, Names, "header");
         string url = node["url"] ?? throw new OptionException($"{driver} curl driver requires an 'url' option");
         if (!url.StartsWith(driver + "://", StringComparison.OrdinalIgnoreCase))
         {
@@ -93,6 +127,46 @@ public sealed record HttpSourceOptions
         var caCertificates = ReadCaFile(driver, node);
 
         long cacheSize = node.GetSize("cache-size", 32L << 20);
+        var headers = new List<string>();
+        if (node["header"] is { } single)
+        {
+            headers.Add(single);
+        }
+
+        // Repeated: header.0, header.1 … (a JSON array, or header= given more than once in key=value form).
+        var child = node.Child("header");
+        foreach (var key in child.Keys.Order(StringComparer.Ordinal))
+        {
+            if (!int.TryParse(key, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _))
+            {
+                throw new OptionException($"{driver}: unknown option '{node.Path}header.{key}'; give header=NAME: VALUE, repeated for more headers");
+            }
+        }
+
+        headers.AddRange(child.Keys.OrderBy(k => int.Parse(k, System.Globalization.CultureInfo.InvariantCulture)).Select(k => child[k]!));
+        foreach (var h in headers)
+        {
+            HttpHeaderLines.Check(h, $"{driver}: option '{node.Path}header'");
+        }
+
+        string? userAgent = node["user-agent"];
+        if (userAgent is not null && (userAgent.Length == 0 || userAgent.Any(char.IsControl)))
+        {
+            throw new OptionException($"{driver}: option '{node.Path}user-agent' must be a non-empty line without control characters");
+        }
+
+        string? bearer = ReadSecretFile(node, "bearer-token-file");
+        if (bearer is not null && (bearer.Length == 0 || bearer.Any(char.IsControl)))
+        {
+            throw new OptionException($"{driver}: option '{node.Path}bearer-token-file': the file must hold one line, the token");
+        }
+
+        string? headerScript = node["header-script"];
+        if (headerScript is { Length: 0 })
+        {
+            throw new OptionException($"{driver}: option '{node.Path}header-script' is empty; give a shell command that prints NAME: VALUE lines");
+        }
+
         return new HttpSourceOptions
         {
             Url = uri,
@@ -110,6 +184,10 @@ public sealed record HttpSourceOptions
             CaCertificates = caCertificates,
             Retries = node.GetInt("retries", 5, 0, 100),
             CacheSize = cacheSize,
+            Headers = headers,
+            BearerToken = bearer,
+            UserAgent = userAgent,
+            HeaderScript = headerScript,
         };
     }
 

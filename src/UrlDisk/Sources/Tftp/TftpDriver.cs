@@ -1,3 +1,4 @@
+using UrlDisk.Diagnostics;
 using UrlDisk.Layers;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
@@ -5,7 +6,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Sources.Tftp;
 
 /// <summary><c>tftp://host[:port]/path</c>: read through a <see cref="FillCache"/>, since TFTP cannot fetch a byte range.</summary>
-public sealed class TftpDriver : IProtocolDriver
+internal sealed class TftpDriver : IProtocolDriver
 {
     public string Name => "tftp";
 
@@ -22,7 +23,7 @@ public sealed class TftpDriver : IProtocolDriver
 
         var settings = TftpSettings.FromNode(node);
         var source = await TftpSource.OpenAsync(settings, cancellationToken).ConfigureAwait(false);
-        return await FillCache.CreateAsync(source, new FillCacheOptions { Directory = context.CacheDirectory, KeepFile = settings.KeepCache }, cancellationToken)
+        return await FillCache.CreateAsync(source, new FillCacheOptions { Directory = context.CacheDirectory, KeepFile = settings.KeepCache, Logger = UrlDiskLogging.Create(context, "UrlDisk.Tftp") }, cancellationToken)
             .ConfigureAwait(false);
     }
 }
