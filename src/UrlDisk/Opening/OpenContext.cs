@@ -15,7 +15,7 @@ public sealed record OpenContext
     /// The protocol node <see cref="BaseLocation"/> came from (its TLS, cookie and header options), so files that
     /// belong to the image (VMDK extents) open the way the image did.
     /// </summary>
-    public Specs.OptionTree? BaseProtocolNode { get; init; }
+    internal Specs.OptionTree? BaseProtocolNode { get; init; }
 
     /// <summary>How deep in a backing chain this open is; formats stop at <see cref="MaxChainDepth"/>.</summary>
     internal int Depth { get; init; }

@@ -4,7 +4,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Formats.Vdi;
 
 /// <summary>The vdi format (VirtualBox): static and dynamic images, version 1.1.</summary>
-public sealed class VdiFormatDriver : IFormatDriver
+internal sealed class VdiFormatDriver : IFormatDriver
 {
     public string Name => "vdi";
 

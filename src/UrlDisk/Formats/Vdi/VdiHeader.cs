@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace UrlDisk.Formats.Vdi;
 
 /// <summary>The 512-byte header of a VirtualBox disk image (version 1.1, little-endian).</summary>
-public readonly record struct VdiHeader
+internal readonly record struct VdiHeader
 {
     public const uint Signature = 0xBEDA107F;
     public const uint Version11 = 0x00010001;

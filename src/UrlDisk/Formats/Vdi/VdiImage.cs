@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Vdi;
 /// A VirtualBox image: the block map (read whole at open; its size is bounded by the file's) sends each block to
 /// <c>offsetData + index × blockSize</c>; unallocated blocks read as zeros. Read-only.
 /// </summary>
-public sealed class VdiImage : BlockDevice
+internal sealed class VdiImage : BlockDevice
 {
     private readonly IBlockDevice _file;
     private readonly uint[] _map;

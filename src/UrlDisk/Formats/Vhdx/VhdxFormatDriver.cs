@@ -4,7 +4,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Formats.Vhdx;
 
 /// <summary>The VHDX format, probed (as qemu does) by its file identifier "vhdxfile".</summary>
-public sealed class VhdxFormatDriver : IFormatDriver
+internal sealed class VhdxFormatDriver : IFormatDriver
 {
     public string Name => "vhdx";
 

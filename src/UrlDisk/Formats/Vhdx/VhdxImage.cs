@@ -11,7 +11,7 @@ namespace UrlDisk.Formats.Vhdx;
 /// take the blocks (or, for partially present blocks, the sectors) they lack from their parent. A dirty log is
 /// replayed in memory.
 /// </summary>
-public sealed class VhdxImage : BlockDevice
+internal sealed class VhdxImage : BlockDevice
 {
     private const long MiB = 1 << 20;
     private const int MaxBatEntries = 1 << 24;

@@ -4,7 +4,7 @@ using System.Text;
 namespace UrlDisk.Formats.Vhdx;
 
 /// <summary>One of the two VHDX headers (at 64 KiB and 128 KiB; 4 KiB, little-endian).</summary>
-public sealed record VhdxHeader(ulong Sequence, Guid FileWriteGuid, Guid DataWriteGuid, Guid LogGuid, ushort LogVersion, ushort Version, uint LogLength, ulong LogOffset)
+internal sealed record VhdxHeader(ulong Sequence, Guid FileWriteGuid, Guid DataWriteGuid, Guid LogGuid, ushort LogVersion, ushort Version, uint LogLength, ulong LogOffset)
 {
     public const int Size = 4096;
 
@@ -29,10 +29,10 @@ public sealed record VhdxHeader(ulong Sequence, Guid FileWriteGuid, Guid DataWri
 }
 
 /// <summary>An entry of the region table: a known GUID (BAT, metadata) and where that region lies.</summary>
-public readonly record struct VhdxRegion(Guid Id, long Offset, long Length, bool Required);
+internal readonly record struct VhdxRegion(Guid Id, long Offset, long Length, bool Required);
 
 /// <summary>The region table (at 192 KiB, copy at 256 KiB; 64 KiB).</summary>
-public static class VhdxRegionTable
+internal static class VhdxRegionTable
 {
     public const int Size = 64 * 1024;
     public const int MaxEntries = 2047;
@@ -86,7 +86,7 @@ public static class VhdxRegionTable
 }
 
 /// <summary>The metadata items a reader needs, from the metadata region.</summary>
-public sealed record VhdxMetadata(uint BlockSize, bool LeaveBlocksAllocated, bool HasParent, ulong VirtualDiskSize, uint LogicalSectorSize, uint PhysicalSectorSize, IReadOnlyDictionary<string, string> ParentLocator)
+internal sealed record VhdxMetadata(uint BlockSize, bool LeaveBlocksAllocated, bool HasParent, ulong VirtualDiskSize, uint LogicalSectorSize, uint PhysicalSectorSize, IReadOnlyDictionary<string, string> ParentLocator)
 {
     public static readonly Guid FileParameters = new("CAA16737-FA36-4D43-B3B6-33F0AA44E76B");
     public static readonly Guid VirtualDiskSizeId = new("2FA54224-CD1B-4876-B211-5DBED83BF4B8");

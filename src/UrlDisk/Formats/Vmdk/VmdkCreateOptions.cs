@@ -3,7 +3,7 @@ using UrlDisk.Specs;
 namespace UrlDisk.Formats.Vmdk;
 
 /// <summary>What <c>convert -O vmdk -o …</c> accepts. Only streamOptimized is written (the form vSphere and OVAs take).</summary>
-public sealed record VmdkCreateOptions
+internal sealed record VmdkCreateOptions
 {
     public const string StreamOptimized = "streamOptimized";
 

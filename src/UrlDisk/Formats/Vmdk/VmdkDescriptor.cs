@@ -7,7 +7,7 @@ namespace UrlDisk.Formats.Vmdk;
 /// The text descriptor of a VMDK (a file of its own, or embedded in a sparse extent): header keys, extent lines and
 /// the disk database. Lines are <c>key=value</c> or extent lines; <c>#</c> starts a comment; a NUL ends the text.
 /// </summary>
-public sealed class VmdkDescriptor
+internal sealed class VmdkDescriptor
 {
     /// <summary>Descriptors larger than this are refused (as QEMU does).</summary>
     public const int MaxBytes = 1 << 20;

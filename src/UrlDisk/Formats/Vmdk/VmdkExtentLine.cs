@@ -6,4 +6,4 @@ namespace UrlDisk.Formats.Vmdk;
 /// <param name="Type">FLAT, SPARSE, ZERO, VMFS, … (upper case).</param>
 /// <param name="FileName">The extent's file, relative to the descriptor; null for ZERO.</param>
 /// <param name="Offset">Sectors into the file where the extent starts (FLAT only).</param>
-public sealed record VmdkExtentLine(string Access, long Sectors, string Type, string? FileName, long Offset);
+internal sealed record VmdkExtentLine(string Access, long Sectors, string Type, string? FileName, long Offset);

@@ -9,7 +9,7 @@ namespace UrlDisk.Formats.Vmdk;
 /// The vmdk format: a hosted sparse file (monolithicSparse, streamOptimized; "KDMV") or a text descriptor whose
 /// extents (sparse, flat, zero; split in 2 GiB pieces or not, vSphere's <c>-flat.vmdk</c>) are opened beside it.
 /// </summary>
-public sealed class VmdkFormatDriver : IFormatDriver
+internal sealed class VmdkFormatDriver : IFormatDriver
 {
     private const uint CowdMagic = 0x44574F43; // "COWD": VMware's older ESX sparse format
 

@@ -7,7 +7,7 @@ namespace UrlDisk.Formats.Vmdk;
 /// A VMDK: its extents laid end to end (sparse, flat or zero), and for a differencing disk the parent named by
 /// <c>parentFileNameHint</c>, read where a sparse extent has no grain. Read-only.
 /// </summary>
-public sealed class VmdkImage : BlockDevice
+internal sealed class VmdkImage : BlockDevice
 {
     private readonly VmdkExtent[] _extents;
     private readonly long[] _starts;

@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Vmdk;
 /// The markers of a streamOptimized file: a grain marker (lba u64, size u32, then zlib data) or a metadata marker
 /// (numSectors u64, size u32 = 0, type u32, padding to a sector).
 /// </summary>
-public static class VmdkMarker
+internal static class VmdkMarker
 {
     public const int GrainMarkerHeader = 12;
     public const uint TypeEndOfStream = 0;

@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Vmdk;
 /// The 512-byte header of a hosted sparse extent ("KDMV", little-endian), as in VMware's Virtual Disk Format 5.0.
 /// Also the footer of a streamOptimized file. Sizes and offsets are in sectors.
 /// </summary>
-public readonly record struct VmdkSparseHeader
+internal readonly record struct VmdkSparseHeader
 {
     public const uint Magic = 0x564D444B; // "KDMV" read little-endian
     public const int Size = 512;

@@ -11,7 +11,7 @@ namespace UrlDisk.Formats.Vmdk;
 /// marker and table for each grain table in use, the grain directory, the footer (the header with the directory's
 /// real place) and the end-of-stream marker. Written under a temporary name and renamed when complete.
 /// </summary>
-public static class VmdkStreamWriter
+internal static class VmdkStreamWriter
 {
     private const int GrainSectors = 128;
     private const int GrainBytes = GrainSectors * 512;

@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Vpc;
 /// does; with it the exact size (rounded to a sector) is kept and the footer says "qem2" and 65535/16/255, which
 /// Azure's whole-MiB sizes need.
 /// </summary>
-public sealed record VpcCreateOptions(bool ForceSize)
+internal sealed record VpcCreateOptions(bool ForceSize)
 {
     public static VpcCreateOptions Parse(string? text)
     {

@@ -4,10 +4,10 @@ using System.Text;
 namespace UrlDisk.Formats.Vpc;
 
 /// <summary>A parent locator entry of a differencing VHD: where a platform-specific parent path is stored.</summary>
-public readonly record struct VpcParentLocator(string PlatformCode, uint DataSpace, uint DataLength, ulong DataOffset);
+internal readonly record struct VpcParentLocator(string PlatformCode, uint DataSpace, uint DataLength, ulong DataOffset);
 
 /// <summary>The 1024-byte dynamic disk header ("cxsparse", big-endian) at the footer's data offset.</summary>
-public sealed record VpcDynamicHeader
+internal sealed record VpcDynamicHeader
 {
     public const int Size = 1024;
 

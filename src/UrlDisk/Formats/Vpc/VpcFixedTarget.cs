@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Vpc;
 /// A fixed VHD being written by convert: the disk's bytes in a raw file, then the footer after them. The footer is
 /// written last, by <see cref="CommitAsync"/>, so a failed convert leaves no file that looks complete.
 /// </summary>
-public sealed class VpcFixedTarget : BlockDevice
+internal sealed class VpcFixedTarget : BlockDevice
 {
     private readonly RawFileTarget _raw;
 

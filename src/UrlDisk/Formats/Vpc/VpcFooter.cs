@@ -4,7 +4,7 @@ using System.Text;
 namespace UrlDisk.Formats.Vpc;
 
 /// <summary>VHD disk types (footer field at offset 60).</summary>
-public enum VpcDiskType
+internal enum VpcDiskType
 {
     Fixed = 2,
     Dynamic = 3,
@@ -15,7 +15,7 @@ public enum VpcDiskType
 /// The 512-byte VHD footer (big-endian): at the end of every VHD, and copied at offset 0 of dynamic and
 /// differencing ones. Written from Microsoft's "Virtual Hard Disk Image Format Specification".
 /// </summary>
-public sealed record VpcFooter
+internal sealed record VpcFooter
 {
     public const int Size = 512;
     public const ulong NoDataOffset = ulong.MaxValue;

@@ -7,7 +7,7 @@ namespace UrlDisk.Formats.Vpc;
 /// The VHD format under qemu's name "vpc". Probed as qemu does, by the footer copy at offset 0 (dynamic and
 /// differencing disks); a fixed disk has its footer only at the end and needs <c>-f vpc</c>.
 /// </summary>
-public sealed class VpcFormatDriver : IFormatDriver
+internal sealed class VpcFormatDriver : IFormatDriver
 {
     public string Name => "vpc";
 

@@ -9,7 +9,7 @@ namespace UrlDisk.Formats.Vpc;
 /// A VHD (qemu's "vpc") image, read-only: fixed (the data, then the footer), dynamic (a block allocation table of
 /// blocks, each a sector bitmap and data) and differencing (a dynamic image whose absent sectors come from a parent).
 /// </summary>
-public sealed class VpcImage : BlockDevice
+internal sealed class VpcImage : BlockDevice
 {
     /// <summary>qemu's limit (VHD_MAX_SECTORS): about 2040 GiB.</summary>
     public const long MaxSectors = 0xff000000L;

@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Vpc;
 /// the Xen tools and qemu's own <c>force_size</c> images ("qem2") mean currentSize. The geometry 65535/16/255
 /// means currentSize whoever wrote it. <c>force_size_calc=chs|current_size</c> overrides the guess.
 /// </summary>
-public static class VpcSizeRule
+internal static class VpcSizeRule
 {
     public const string OptionName = "force_size_calc";
 

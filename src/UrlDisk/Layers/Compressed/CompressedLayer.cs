@@ -7,7 +7,7 @@ namespace UrlDisk.Layers.Compressed;
 /// (<c>x.qcow2.xz</c> is qcow2, <c>x.raw.gz</c> raw). Multi-block xz gets random access; one big block, gzip and
 /// zstd are decoded in order into a fill cache.
 /// </summary>
-public static class CompressedLayer
+internal static class CompressedLayer
 {
     /// <summary>The compression whose magic starts <paramref name="head"/>, if any.</summary>
     public static Compression? Detect(ReadOnlySpan<byte> head)

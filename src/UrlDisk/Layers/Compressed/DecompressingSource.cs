@@ -3,7 +3,7 @@ using System.IO.Compression;
 namespace UrlDisk.Layers.Compressed;
 
 /// <summary>Compressions recognised by their first bytes.</summary>
-public enum Compression
+internal enum Compression
 {
     Xz,
     Gzip,

@@ -9,7 +9,7 @@ namespace UrlDisk.Layers.Compressed;
 /// finds its blocks by binary search over the index, decodes each one whole and keeps the last few decoded in a
 /// small cache (bounded in bytes). Blocks decode independently because each restarts LZMA2.
 /// </summary>
-public sealed class XzBlockDevice : BlockDevice
+internal sealed class XzBlockDevice : BlockDevice
 {
     /// <summary>Larger blocks are read sequentially through the fill cache instead (nbdkit's limit is 512 MiB).</summary>
     public const long MaxBlockSize = 64L << 20;

@@ -3,10 +3,10 @@ using System.Buffers.Binary;
 namespace UrlDisk.Layers.Compressed;
 
 /// <summary>A filter of an xz block: its id and its encoded properties.</summary>
-public readonly record struct XzFilter(ulong Id, byte[] Properties);
+internal readonly record struct XzFilter(ulong Id, byte[] Properties);
 
 /// <summary>The header of an xz block: its size, the optional sizes it records and its filter chain.</summary>
-public sealed record XzBlockHeader(int Size, long? CompressedSize, long? UncompressedSize, IReadOnlyList<XzFilter> Filters)
+internal sealed record XzBlockHeader(int Size, long? CompressedSize, long? UncompressedSize, IReadOnlyList<XzFilter> Filters)
 {
     public const ulong Lzma2 = 0x21;
 

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace UrlDisk.Layers.Compressed;
 
 /// <summary>One block of an xz file: where it is, how long it is packed and unpacked, and its stream's check.</summary>
-public readonly record struct XzBlock(long FileOffset, long UnpaddedSize, long UncompressedOffset, long UncompressedSize, int CheckType)
+internal readonly record struct XzBlock(long FileOffset, long UnpaddedSize, long UncompressedOffset, long UncompressedSize, int CheckType)
 {
     public long UncompressedEnd => UncompressedOffset + UncompressedSize;
 }
@@ -12,7 +12,7 @@ public readonly record struct XzBlock(long FileOffset, long UnpaddedSize, long U
 /// The pure parts of the xz container (tukaani's "The .xz File Format" 1.1): stream header and footer, the index,
 /// variable-length integers. Every error names the structure and its offset in the file.
 /// </summary>
-public static class XzIndex
+internal static class XzIndex
 {
     public const int StreamHeaderSize = 12;
     public const int StreamFooterSize = 12;

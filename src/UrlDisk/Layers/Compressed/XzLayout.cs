@@ -5,7 +5,7 @@ namespace UrlDisk.Layers.Compressed;
 /// read the stream footer, the index before it, and the stream header the index sizes lead back to; repeat for
 /// the stream before. Only the footers, indexes and headers are read.
 /// </summary>
-public static class XzLayout
+internal static class XzLayout
 {
     /// <summary>Bound on an index held in memory (a 1 TiB image in 1 MiB blocks needs about 6 MiB).</summary>
     public const long MaxIndexSize = 64L << 20;
