@@ -66,10 +66,14 @@ echo "test.sh: ./urldisk ready after $((SECONDS - start)) s"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 
+# Build the whole solution first: the samples and the JIT CLI are not test dependencies, but the sample and
+# package tests run and pack them (dotnet test alone builds only the test projects' references).
+dotnet build UrlDisk.slnx -c Release --no-restore -v q --nologo
+
 # The console logger prints one "Passed!/Failed!  - Failed: F, Passed: P, …" line per test project.
 status=0
 # A test that hangs is stopped after 10 minutes and named, instead of eating CI's whole time limit.
-dotnet test UrlDisk.slnx -c Release --no-restore --logger "console;verbosity=minimal" \
+dotnet test UrlDisk.slnx -c Release --no-build --logger "console;verbosity=minimal" \
     --blame-hang-timeout 10m --blame-hang-dump-type none "$@" 2>&1 | tee "$log" || status=$?
 
 # One closing line for the whole run, summed over the projects.
