@@ -180,6 +180,11 @@ public static class ImageOpener
             }
         }
 
+        if (bestScore == 1 && await Formats.Vpc.VpcFormatDriver.HasFixedFooterAsync(file, cancellationToken).ConfigureAwait(false))
+        {
+            best = Drivers.FindFormat("vpc")!;
+        }
+
         return await best.OpenAsync(file, formatNode, context, cancellationToken).ConfigureAwait(false);
     }
 

@@ -47,6 +47,38 @@ public sealed class VhdFormatsTests(NginxFixture fixture) : IClassFixture<NginxF
         }
     }
 
+    [Fact]
+    public async Task Fixed_vhd_named_dot_vhd_is_probed_by_its_footer_locally_and_over_http()
+    {
+        using var q = new QemuTools();
+        MakeSource(q);
+        q.Img("convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed", "src.raw", "azure-os.vhd");
+        var expected = QemuRaw(q, "vpc", "azure-os.vhd");
+        byte[] file = File.ReadAllBytes(q.PathOf("azure-os.vhd"));
+        string url = fixture.Server.HttpUrl(fixture.Server.Put("vhd-probe/azure-os.vhd", file));
+        foreach (string location in new[] { q.PathOf("azure-os.vhd"), url, url + "?sv=2020&sig=x" })
+        {
+            await using var image = await ImageOpener.OpenAsync(location);
+            Assert.Equal("vpc", image.Info.Driver);
+            QemuTools.AssertSameBytes(expected, await QemuTools.ReadAllAsync(image, 1 << 20));
+        }
+
+        // The same bytes under another name stay raw, as qemu-img reads them: no extra read of the tail.
+        File.Copy(q.PathOf("azure-os.vhd"), q.PathOf("disk.img"));
+        await using (var raw = await ImageOpener.OpenAsync(q.PathOf("disk.img")))
+        {
+            Assert.Equal("raw", raw.Info.Driver);
+            Assert.Equal(file.Length, raw.Length);
+        }
+
+        // A raw file named .vhd without a footer is still raw.
+        await File.WriteAllBytesAsync(q.PathOf("plain.vhd"), new byte[1 << 20]);
+        await using (var plain = await ImageOpener.OpenAsync(q.PathOf("plain.vhd")))
+        {
+            Assert.Equal("raw", plain.Info.Driver);
+        }
+    }
+
     /// <summary>The guest bytes as qemu reads them with the format named (qemu probes a fixed VHD as raw).</summary>
     private static byte[] QemuRaw(QemuTools q, string format, string image)
     {
