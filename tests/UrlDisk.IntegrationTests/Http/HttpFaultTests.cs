@@ -380,7 +380,8 @@ public sealed class HttpFaultTests : IAsyncLifetime
     [Fact]
     public async Task Slow_but_steady_transfer_is_not_a_timeout()
     {
-        // "timeout" is time without progress, not total time: 2.5 s of trickle with timeout=1 must succeed.
+        // "timeout" is time without progress, not total time: 2.5 s of trickle with timeout=2 must succeed
+        // (a 250 ms gap leaves room for a loaded machine; the whole transfer still outlasts the timeout).
         var data = ImageFactory.Random(Size, seed: 110);
         var file = new RangeFile(data);
         _server.Map("/trickle.img", async (ctx, n) =>
@@ -405,7 +406,7 @@ public sealed class HttpFaultTests : IAsyncLifetime
             await file.ServeAsync(ctx);
         });
         using var cts = Limit();
-        await using var device = await DeviceReads.OpenRawAsync(Spec(_server.Url("/trickle.img"), ("timeout", 1), ("retries", 0), ("readahead", "64k")), cts.Token);
+        await using var device = await DeviceReads.OpenRawAsync(Spec(_server.Url("/trickle.img"), ("timeout", 2), ("retries", 0), ("readahead", "64k")), cts.Token);
         var buffer = new byte[8192];
         await device.ReadAsync(1 << 20, buffer, cts.Token);
         ImageFactory.AssertSameBytes(data.AsSpan(1 << 20, 8192), buffer, "trickled read");
