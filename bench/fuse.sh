@@ -6,7 +6,9 @@
 # (1) sequential: dd bs=1M of the whole file to /dev/null (MiB/s)
 # (2) random: 2000 random 4 KiB-aligned preads of 4 KiB, one at a time (reads/s), buffered as programs read
 # (3) boot (SKIP_BOOT=1 leaves it out): qemu-system-x86_64 (TCG) boots the integration tests' ISO as a raw CD-ROM
-#     from the local file (qemu -cdrom) and from a file urldisk mounts from a warm copy-on-read overlay over its URL
+#     from the local file (qemu -cdrom) and from a file urldisk mounts from a warm copy-on-read overlay over its URL;
+#     then cold: a fresh overlay over the URL through bench/delay-proxy.py (+20 ms RTT) each run, beside QEMU's
+#     curl driver reading that URL
 # Usage: bench/fuse.sh [SIZE_MIB] [RUNS] > bench/results/fuse.txt   (default 256 MiB, 3 runs). Runs as root.
 # Needs: nginx-light curl python3 libnbd-bin (nbdfuse) fuse3 qemu-system-x86 qemu-utils, and for the ISO
 # grub-pc-bin grub-common xorriso mtools busybox-static cpio (tests/.../Nbd/Boot/build-boot-iso.sh; cached).
@@ -21,7 +23,7 @@ job=""
 job2=""
 mounted() { grep -q " $1 " /proc/self/mountinfo; }
 cleanup() {
-  for m in "$tmp/a.raw" "$tmp/n" "$tmp/boot.raw"; do mounted "$m" && umount -l "$m" || true; done
+  for m in "$tmp/a.raw" "$tmp/n" "$tmp/boot.raw" "$tmp/cold.raw"; do mounted "$m" && umount -l "$m" || true; done
   for p in $job $job2 "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$tmp"
@@ -135,3 +137,19 @@ done
 "$repo/urldisk" unmount "$tmp/boot.raw"; wait "$job" || true; job=""
 # shellcheck disable=SC2086
 echo "boot of the fixture ISO (TCG), median s: local -cdrom $(median $local_times) [$local_times], urldisk mount of a warm copy-on-read overlay $(median $mount_times) [$mount_times]"
+
+# Cold: every run a fresh copy-on-read overlay over the URL through the +20 ms RTT proxy, against QEMU's own
+# curl driver reading the same URL through the same proxy.
+cold_times="" curl_times=""
+cold_url="http://127.0.0.1:$proxy_port/boot.iso"
+for run in $(seq "$runs"); do
+  rm -f "$tmp/cold.qcow2"; : > "$tmp/cold.raw"
+  "$repo/urldisk" create -f qcow2 -F raw -b "$cold_url" "$tmp/cold.qcow2" >/dev/null
+  "$repo/urldisk" mount --copy-on-read "$tmp/cold.qcow2" "$tmp/cold.raw" 2>>"$tmp/mount.log" & job=$!
+  for _ in $(seq 200); do mounted "$tmp/cold.raw" && break; sleep 0.05; done
+  cold_times+="$(boot "$tmp/cold.raw") "
+  "$repo/urldisk" unmount "$tmp/cold.raw"; wait "$job" || true; job=""
+  curl_times+="$(boot "$cold_url") "
+done
+# shellcheck disable=SC2086
+echo "cold boot through +20 ms RTT, median s: urldisk mount of a fresh copy-on-read overlay $(median $cold_times) [$cold_times], QEMU's curl driver $(median $curl_times) [$curl_times]"
