@@ -13,6 +13,20 @@ internal static class CliCommon
         Recursive = true,
     };
 
+    /// <summary>qemu-img's <c>-U</c>: open images without taking locks. UrlDisk takes no image locks, so it changes nothing.</summary>
+    public static readonly Option<bool> ForceShare = new("--force-share", "-U")
+    {
+        Description = "Accepted for qemu-img compatibility: urldisk takes no image locks, so sharing is always allowed",
+        Recursive = true,
+    };
+
+    /// <summary>qemu-img's <c>-q</c>: no progress and no "Formatting …" line.</summary>
+    public static readonly Option<bool> Quiet = new("--quiet", "-q")
+    {
+        Description = "Quiet: no progress output and no 'Formatting' line (as qemu-img -q)",
+        Recursive = true,
+    };
+
     public static readonly Option<bool> Verbose = new("--verbose", "-v")
     {
         Description = "Log requests, retries, redirects, fallbacks and cache decisions to stderr (also URLDISK_LOG=debug)",
@@ -65,9 +79,56 @@ internal static class CliCommon
     public static int ReportParseErrors(ParseResult result)
     {
         string verb = result.CommandResult.Command is RootCommand ? "" : " " + result.CommandResult.Command.Name;
-        string errors = string.Join("; ", result.Errors.Select(e => OneLine(e.Message).TrimEnd('.')).Distinct());
+        string errors = UnknownFlag(result) is { } flag
+            ? $"unknown option '{flag}'"
+            : string.Join("; ", result.Errors.Select(e => OneLine(e.Message).TrimEnd('.')).Distinct());
         Console.Error.WriteLine($"urldisk: {Redact.Spec(errors)} (see urldisk{verb} --help)");
-        return 1;
+
+        // compare's exit 1 means "the images differ", so a usage error there is 2, as in qemu-img.
+        return result.CommandResult.Command.Name == "compare" ? 2 : 1;
+    }
+
+    /// <summary>
+    /// The first word that looks like a flag but matched no option. The parser takes such a word as the next
+    /// argument and then complains about the word after it; users need to hear about the flag.
+    /// </summary>
+    private static string? UnknownFlag(ParseResult result)
+    {
+        foreach (var token in result.Tokens)
+        {
+            if (token.Type == System.CommandLine.Parsing.TokenType.DoubleDash)
+            {
+                return null;
+            }
+
+            string v = token.Value;
+            if (token.Type == System.CommandLine.Parsing.TokenType.Argument && v.Length > 1 && v[0] == '-'
+                && !double.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _)
+                && result.UnmatchedTokens.Count + result.Errors.Count > 0
+                && !IsOptionValue(result, token))
+            {
+                return v;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Whether the token is the value of an option (<c>-o -x</c> is a value, not a flag).</summary>
+    private static bool IsOptionValue(ParseResult result, System.CommandLine.Parsing.Token token)
+    {
+        for (var r = result.CommandResult; r is not null; r = r.Parent as System.CommandLine.Parsing.CommandResult)
+        {
+            foreach (var child in r.Children)
+            {
+                if (child is System.CommandLine.Parsing.OptionResult o && o.Tokens.Contains(token))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
     }
 
     public static string CheckOutputFormat(string? output) => output switch

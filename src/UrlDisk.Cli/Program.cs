@@ -5,6 +5,8 @@ using UrlDisk.Cli.Verbs;
 var root = new RootCommand("UrlDisk: use disk images behind http, https, ftp, ftps, tftp and file URLs without downloading them first.");
 root.Options.Add(CliCommon.Stats);
 root.Options.Add(CliCommon.Verbose);
+root.Options.Add(CliCommon.ForceShare);
+root.Options.Add(CliCommon.Quiet);
 root.Subcommands.Add(InfoVerb.Create());
 root.Subcommands.Add(ConvertVerb.Create());
 root.Subcommands.Add(DemoVerb.Create());

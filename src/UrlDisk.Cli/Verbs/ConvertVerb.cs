@@ -84,7 +84,7 @@ internal static class ConvertVerb
             };
             var context = new OpenContext { CopyOnRead = r.GetValue(copyOnRead), Writable = r.GetValue(copyOnRead) };
             await using var image = await CliCommon.OpenAsync(r.GetValue(source)!, r.GetValue(imageOpts), r.GetValue(format), context, ct).ConfigureAwait(false);
-            using var bar = r.GetValue(progress) ? new ProgressBar(image.Length) : null;
+            using var bar = r.GetValue(progress) && !r.GetValue(CliCommon.Quiet) ? new ProgressBar(image.Length) : null;
             Task CopyAsync(IBlockDevice from, IBlockDevice to, bool targetIsZeroed, bool detectZeroes) => new ImageCopier
             {
                 Parallelism = inFlight,

@@ -59,7 +59,10 @@ internal static class CreateVerb
                 }
 
                 CreateRaw(path, bytes);
-                Console.Out.WriteLine($"Formatting '{path}', fmt=raw size={bytes}");
+                if (!r.GetValue(CliCommon.Quiet))
+                {
+                    Console.Out.WriteLine($"Formatting '{path}', fmt=raw size={bytes}");
+                }
                 return 0;
             }
 
@@ -80,7 +83,11 @@ internal static class CreateVerb
                 Console.Error.WriteLine("urldisk: note: the backing file name holds credentials and is stored as given in the image; prefer password-file in a json: spec");
             }
 
-            Console.Out.WriteLine($"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")} compression_type={o.CompressionType} size={bytes}{backingPart} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}");
+            if (!r.GetValue(CliCommon.Quiet))
+            {
+                Console.Out.WriteLine($"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")} compression_type={o.CompressionType} size={bytes}{backingPart} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}");
+            }
+
             return 0;
         }));
         return cmd;

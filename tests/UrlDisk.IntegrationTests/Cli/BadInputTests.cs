@@ -71,6 +71,10 @@ public sealed class BadInputTests
         { ["serve", "-e", "-1", "{img}"], ["--shared", "-1"] },
         { ["serve", "-b", "not an address", "-p", "0", "{img}"], ["--bind", "not an address"] },
 
+        // A flag no verb knows is named, not the argument after it.
+        { ["info", "--bogus", "{img}"], ["unknown option '--bogus'", "urldisk info --help"] },
+        { ["convert", "{img}", "--no-such-flag", "{dir}/o.raw"], ["unknown option '--no-such-flag'"] },
+
         // Odd specs and URLs.
         { ["info", "json:"], ["JSON"] },
         { ["info", "json:{"], ["JSON"] },
