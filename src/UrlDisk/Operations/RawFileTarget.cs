@@ -93,6 +93,10 @@ internal sealed class RawFileTarget : BlockDevice
     protected override async ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, WriteOptions options, CancellationToken cancellationToken)
         => await RandomAccess.WriteAsync(_handle, data, offset, cancellationToken).ConfigureAwait(false);
 
+    /// <summary>Zeros in an existing file become holes where the file system can punch them (qemu-img -n does the same).</summary>
+    protected override ValueTask WriteZeroesCoreAsync(long offset, long length, WriteOptions options, CancellationToken cancellationToken)
+        => FileHoles.TryPunch(_handle, offset, length) ? ValueTask.CompletedTask : base.WriteZeroesCoreAsync(offset, length, options, cancellationToken);
+
     public override ValueTask FlushAsync(CancellationToken cancellationToken = default)
     {
         if (SyncOnFlush)

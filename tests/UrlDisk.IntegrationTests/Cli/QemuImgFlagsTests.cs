@@ -63,4 +63,30 @@ public sealed class QemuImgFlagsTests
         Assert.Contains("unknown option '--bogus'", unknown.Stderr, StringComparison.Ordinal);
         Assert.Empty(unknown.Stdout);
     }
+
+    [Fact]
+    public async Task Convert_n_into_an_existing_file_leaves_its_zeros_as_holes()
+    {
+        using var temp = new TempDir("urldisk-qemu-flags");
+        string src = temp.File("src.raw");
+        string dst = temp.File("dst.raw");
+        const int MiB = 1 << 20;
+        var data = new byte[64 * MiB];
+        Random.Shared.NextBytes(data.AsSpan(0, MiB));
+        Random.Shared.NextBytes(data.AsSpan(32 * MiB, 2 * MiB));
+        await File.WriteAllBytesAsync(src, data);
+
+        // The target exists, full of other bytes: -n must leave exactly the source's bytes, and sparse.
+        var junk = new byte[64 * MiB];
+        Random.Shared.NextBytes(junk);
+        await File.WriteAllBytesAsync(dst, junk);
+
+        var r = await UrlDiskCli.RunAsync("convert", "-n", src, dst);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        byte[] written = await File.ReadAllBytesAsync(dst);
+        Assert.True(data.AsSpan().SequenceEqual(written), "-n target differs from the source");
+        var blocks = await ProcessRunner.RunAsync("stat", ["-c", "%b", dst]);
+        long allocated = long.Parse(blocks.Stdout.Trim(), System.Globalization.CultureInfo.InvariantCulture) * 512;
+        Assert.True(allocated <= 8L * MiB, $"{allocated} bytes allocated for 3 MiB of data (qemu-img -n leaves ~3 MiB)");
+    }
 }
