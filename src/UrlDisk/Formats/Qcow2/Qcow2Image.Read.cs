@@ -320,44 +320,7 @@ internal sealed partial class Qcow2Image
     }
 
     private async ValueTask AddBelowAsync(List<Extent> list, long offset, long length, CancellationToken cancellationToken)
-    {
-        var backing = await GetBackingAsync(cancellationToken).ConfigureAwait(false);
-        long inBacking = backing is null ? 0 : Math.Clamp(backing.Length - offset, 0, length);
-        long pos = offset;
-        while (pos < offset + inBacking)
-        {
-            var below = await backing!.GetExtentsAsync(pos, offset + inBacking - pos, cancellationToken).ConfigureAwait(false);
-            if (below.Count == 0)
-            {
-                break;
-            }
+        => await ExtentRuns.AddFromParentAsync(list, await GetBackingAsync(cancellationToken).ConfigureAwait(false), offset, length, cancellationToken).ConfigureAwait(false);
 
-            foreach (var e in below)
-            {
-                Add(list, e with { Depth = e.Depth + 1 });
-                pos = e.End;
-            }
-        }
-
-        if (pos < offset + length)
-        {
-            Add(list, new Extent(pos, offset + length - pos, ExtentFlags.Hole | ExtentFlags.Zero, backing is null ? 0 : 1));
-        }
-    }
-
-    private static void Add(List<Extent> list, Extent e)
-    {
-        if (list.Count > 0)
-        {
-            var last = list[^1];
-            bool hostContiguous = last.HostOffset is null ? e.HostOffset is null : e.HostOffset == last.HostOffset + last.Length;
-            if (last.End == e.Offset && last.Flags == e.Flags && last.Depth == e.Depth && hostContiguous)
-            {
-                list[^1] = last with { Length = last.Length + e.Length };
-                return;
-            }
-        }
-
-        list.Add(e);
-    }
+    private static void Add(List<Extent> list, Extent e) => ExtentRuns.Add(list, e);
 }

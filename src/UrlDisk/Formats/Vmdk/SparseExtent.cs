@@ -174,17 +174,7 @@ internal sealed class SparseExtent : VmdkExtent
                 GrainKind.Zero => new Extent(offset, n, ExtentFlags.Zero),
                 _ => new Extent(offset, n, ExtentFlags.Hole | ExtentFlags.Zero),
             };
-            var last = list.Count > 0 ? list[^1] : default;
-            bool contiguous = list.Count > 0 && last.Flags == e.Flags && (last.HostOffset is null ? e.HostOffset is null : e.HostOffset == last.HostOffset + last.Length);
-            if (contiguous)
-            {
-                list[^1] = last with { Length = last.Length + e.Length };
-            }
-            else
-            {
-                list.Add(e);
-            }
-
+            ExtentRuns.Add(list, e);
             offset += n;
             grains += (int)Math.Max(1, n / GrainBytes);
         }

@@ -105,13 +105,7 @@ internal sealed class VmdkImage : BlockDevice
     private async ValueTask ReadParentAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {
         var parent = await _backing!.GetAsync(cancellationToken).ConfigureAwait(false);
-        int inParent = parent is null ? 0 : (int)Math.Clamp(parent.Length - offset, 0, buffer.Length);
-        if (inParent > 0)
-        {
-            await parent!.ReadAsync(offset, buffer[..inParent], cancellationToken).ConfigureAwait(false);
-        }
-
-        buffer.Span[inParent..].Clear();
+        await ExtentRuns.ReadFromParentAsync(parent, offset, buffer, cancellationToken).ConfigureAwait(false);
     }
 
     protected override async ValueTask<IReadOnlyList<Extent>> GetExtentsCoreAsync(long offset, long length, CancellationToken cancellationToken)
@@ -125,27 +119,12 @@ internal sealed class VmdkImage : BlockDevice
             var e = run with { Offset = run.Offset + _starts[i] };
             if (!e.IsHole || _backing is null)
             {
-                list.Add(e);
+                ExtentRuns.Add(list, e);
                 continue;
             }
 
             var parent = await _backing.GetAsync(cancellationToken).ConfigureAwait(false);
-            long inParent = parent is null ? 0 : Math.Clamp(parent.Length - e.Offset, 0, e.Length);
-            if (inParent > 0)
-            {
-                // The parent may answer with fewer extents than asked: report what it said, and stop there.
-                var below = await parent!.GetExtentsAsync(e.Offset, inParent, cancellationToken).ConfigureAwait(false);
-                list.AddRange(below.Select(b => b with { Depth = b.Depth + 1 }));
-                if (below.Count == 0 || below[^1].End < e.Offset + inParent)
-                {
-                    break;
-                }
-            }
-
-            if (inParent < e.Length)
-            {
-                list.Add(new Extent(e.Offset + inParent, e.Length - inParent, ExtentFlags.Hole | ExtentFlags.Zero, 1));
-            }
+            await ExtentRuns.AddFromParentAsync(list, parent, e.Offset, e.Length, cancellationToken).ConfigureAwait(false);
         }
 
         return list;
