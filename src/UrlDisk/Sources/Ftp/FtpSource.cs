@@ -9,7 +9,7 @@ namespace UrlDisk.Sources.Ftp;
 /// connection, stopped as soon as the range (widened by <c>readahead</c>) has arrived; the last few fetched chunks
 /// answer later reads that fall inside them.
 /// </summary>
-internal sealed class FtpSource : BlockDevice
+internal sealed class FtpSource : BlockDevice, IHasContentIdentity
 {
     private const int KeptChunks = 8;
 
@@ -26,6 +26,10 @@ internal sealed class FtpSource : BlockDevice
         _pool = pool;
         _retry = retry;
         _length = first.Size;
+        // MDTM is the only validator FTP has; without it the file cannot be told from a changed one. The user is part
+        // of the location: a relative path names a file under that user's login directory.
+        ContentIdentity = first.Size < 0 ? null : new($"{settings.Scheme}://{Uri.EscapeDataString(settings.User)}@{settings.Host}:{settings.Port}/{settings.Path}", first.Size,
+            first.Modified is { } modified ? "mdtm=" + modified.ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture) : null);
         _tag = new("protocol", settings.Scheme);
         var details = new Dictionary<string, object?>
         {
@@ -56,6 +60,9 @@ internal sealed class FtpSource : BlockDevice
     }
 
     public override long Length => _length;
+
+    /// <summary>The URL without credentials, the size and the MDTM time seen at login.</summary>
+    public ContentIdentity? ContentIdentity { get; }
 
     public override BlockDeviceInfo Info { get; }
 

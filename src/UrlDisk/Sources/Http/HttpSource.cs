@@ -18,7 +18,7 @@ namespace UrlDisk.Sources.Http;
 /// Every request has the <c>timeout</c>; transient failures are retried under the <see cref="RetryPolicy"/>,
 /// resuming where the body stopped.
 /// </summary>
-internal sealed class HttpSource : BlockDevice
+internal sealed class HttpSource : BlockDevice, IHasContentIdentity
 {
     private const int MaxRedirects = 10;
 
@@ -74,6 +74,14 @@ internal sealed class HttpSource : BlockDevice
 
     /// <summary>The URL every range request goes to, after redirects.</summary>
     public Uri FinalUrl => _url;
+
+    /// <summary>The final URL (without user info), size and validators seen at open; null without a known size.</summary>
+    public ContentIdentity? ContentIdentity => _length < 0 ? null : new(
+        new UriBuilder(_url) { UserName = "", Password = "" }.Uri.ToString(),
+        _length,
+        _validators.ETag is null && _validators.LastModified is null
+            ? null
+            : $"etag={_validators.ETag?.ToString() ?? "-"};last-modified={_validators.LastModified?.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture) ?? "-"}");
 
     /// <summary>False when the server cannot send byte ranges: only <see cref="CopyWholeAsync"/> works then.</summary>
     public bool SupportsRanges => _ranges;
