@@ -53,7 +53,12 @@ internal static class ImageInfoJson
 
         Copy(details, "full-backing-filename", o);
         Copy(details, "backing-filename", o);
-        o["dirty-flag"] = details.TryGetValue("dirty-flag", out var dirty) && dirty is true;
+        bool local = source.Info.Details.TryGetValue("protocol", out var protocol) && protocol is "file";
+        if (image.Info.Driver != "raw" || local)
+        {
+            // qemu-img prints it when the driver answers get_info: every format, and raw only on a local file.
+            o["dirty-flag"] = details.TryGetValue("dirty-flag", out var dirty) && dirty is true;
+        }
 
         var extra = new JsonObject();
         if (!topIsSource)
