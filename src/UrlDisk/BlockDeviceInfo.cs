@@ -29,6 +29,9 @@ public sealed record BlockDeviceInfo
 
     /// <summary>
     /// Extra facts to show in <c>info</c> (protocol, final URL, validators, …). Keys are stable, lower-case with dashes.
+    /// A format uses qemu-img info's names for what qemu-img shows: <c>cluster-size</c>, <c>dirty-flag</c>,
+    /// <c>backing-filename</c>, <c>full-backing-filename</c>, <c>backing-filename-format</c>, <c>snapshots</c>, and
+    /// <c>format-specific</c> (a dictionary: qemu's format-specific data); any other key is UrlDisk's own.
     /// Values are null, string, bool, an integer (int, uint, long, ulong), a nested dictionary of the same, or a list of such dictionaries
     /// (qcow2 snapshots): a closed set, so front ends print them without reflection.
     /// </summary>

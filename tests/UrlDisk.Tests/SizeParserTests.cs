@@ -44,4 +44,18 @@ public class SizeParserTests
         Assert.False(SizeParser.TryParse(text, out _));
         Assert.Equal($"option 'size': '{text}' {why}", SizeParser.Error("option 'size'", text)[..($"option 'size': '{text}' ".Length + why.Length)]);
     }
+
+    /// <summary>qemu-img's size_to_str: three significant digits, the unit switching at 1000 of the one below.</summary>
+    [Theory]
+    [InlineData(0, "0 B")]
+    [InlineData(999, "999 B")]
+    [InlineData(1000, "0.977 KiB")]
+    [InlineData(8192, "8 KiB")]
+    [InlineData(331776, "324 KiB")]
+    [InlineData(1314816, "1.25 MiB")]
+    [InlineData(1265664, "1.21 MiB")]
+    [InlineData(67108864, "64 MiB")]
+    [InlineData(67125248, "64 MiB")]
+    [InlineData(1L << 40, "1 TiB")]
+    public void Formats_as_qemu_img_prints_sizes(long bytes, string expected) => Assert.Equal(expected, SizeParser.Format(bytes));
 }

@@ -38,7 +38,7 @@ internal static class CheckVerb
             bool isQcow2 = new Qcow2FormatDriver().Probe(head) > 0;
             if ((fmt is not null && fmt != "qcow2") || (fmt is null && !isQcow2))
             {
-                Console.Error.WriteLine($"urldisk: this image format ({fmt ?? "raw"}) does not support checks");
+                Console.Error.WriteLine($"urldisk: this image format{(fmt is null ? "" : $" ({fmt})")} does not support checks (urldisk checks qcow2 only)");
                 return 63;
             }
 
@@ -46,17 +46,15 @@ internal static class CheckVerb
             PrintProblems(result, mode is not null);
             if (outputFormat == "json")
             {
-                var o = new JsonObject
-                {
-                    ["image-end-offset"] = result.ImageEndOffset,
-                    ["total-clusters"] = result.TotalClusters,
-                    ["check-errors"] = 0,
-                    ["allocated-clusters"] = result.AllocatedClusters,
-                    ["filename"] = InfoVerb.DisplayFilename(spec),
-                    ["format"] = "qcow2",
-                    ["fragmented-clusters"] = result.FragmentedClusters,
-                    ["compressed-clusters"] = result.CompressedClusters,
-                };
+                // qemu-img's keys, each count left out when it is zero as qemu-img does (check-errors always printed).
+                var o = new JsonObject { ["image-end-offset"] = result.ImageEndOffset };
+                AddCount(o, "total-clusters", result.TotalClusters);
+                o["check-errors"] = 0;
+                AddCount(o, "allocated-clusters", result.AllocatedClusters);
+                o["filename"] = InfoVerb.DisplayFilename(spec);
+                o["format"] = "qcow2";
+                AddCount(o, "fragmented-clusters", result.FragmentedClusters);
+                AddCount(o, "compressed-clusters", result.CompressedClusters);
                 if (result.Corruptions > 0)
                 {
                     o["corruptions"] = result.Corruptions;
@@ -77,7 +75,7 @@ internal static class CheckVerb
                     o["leaks-fixed"] = result.LeaksFixed;
                 }
 
-                Console.Out.WriteLine(o.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+                Console.Out.WriteLine(o.ToJsonString(ImageInfoJson.Indented));
             }
             else
             {
@@ -87,6 +85,14 @@ internal static class CheckVerb
             return result.ExitCode;
         }));
         return cmd;
+    }
+
+    private static void AddCount(JsonObject o, string key, long count)
+    {
+        if (count != 0)
+        {
+            o[key] = count;
+        }
     }
 
     /// <summary>One line per problem on stderr, as qemu-img prints them (the summary goes to stdout).</summary>

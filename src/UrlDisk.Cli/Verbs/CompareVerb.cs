@@ -36,15 +36,10 @@ internal static class CompareVerb
 
     public static async Task<int> CompareAsync(IBlockDevice a, IBlockDevice b, bool strict, TextWriter output, CancellationToken ct)
     {
-        if (a.Length != b.Length)
+        if (a.Length != b.Length && strict)
         {
-            if (strict)
-            {
-                output.WriteLine("Strict mode: Image size mismatch!");
-                return 1;
-            }
-
-            output.WriteLine("Warning: Image size mismatch!");
+            output.WriteLine("Strict mode: Image size mismatch!");
+            return 1;
         }
 
         long common = Math.Min(a.Length, b.Length);
@@ -62,7 +57,12 @@ internal static class CompareVerb
             }
         }
 
-        // The larger image's tail must read as zeros.
+        // The larger image's tail must read as zeros (qemu-img warns of the sizes only once the common part is equal).
+        if (a.Length != b.Length)
+        {
+            output.WriteLine("Warning: Image size mismatch!");
+        }
+
         var longer = a.Length > b.Length ? a : b;
         for (long pos = common; pos < longer.Length; pos += Chunk)
         {

@@ -106,18 +106,15 @@ internal static class SizeParser
             : $"is too large; the largest size is {long.MaxValue} bytes (8E - 1)";
     }
 
-    /// <summary>Human form as qemu-img prints it ("1 GiB", "512 MiB", "1.5 KiB").</summary>
+    /// <summary>
+    /// Human form as qemu-img prints it ("64 MiB", "1.25 MiB", "324 KiB", "0.977 KiB"): three significant digits, in the
+    /// largest unit the value reaches 1000/1024 of.
+    /// </summary>
     public static string Format(long bytes)
     {
         string[] units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
-        double v = bytes;
-        int u = 0;
-        while (v >= 1024 && u < units.Length - 1)
-        {
-            v /= 1024;
-            u++;
-        }
-
-        return u == 0 ? $"{bytes} B" : string.Create(CultureInfo.InvariantCulture, $"{Math.Round(v, 3):0.###} {units[u]}");
+        int u = bytes <= 0 ? 0 : Math.Min(Math.ILogB(bytes * 1.024) / 10, units.Length - 1);
+        double v = bytes / Math.Pow(1024, u);
+        return string.Create(CultureInfo.InvariantCulture, $"{v.ToString("G3", CultureInfo.InvariantCulture)} {units[u]}");
     }
 }

@@ -26,7 +26,7 @@ public sealed class Http2Tests : IAsyncLifetime
 
         var info = await UrlDiskCli.RunAsync("info", "--output", "json", spec);
         Assert.True(info.ExitCode == 0, info.ToString());
-        Assert.Equal("2.0", JsonNode.Parse(info.Stdout)!["source"]!["http-version"]!.GetValue<string>());
+        Assert.Equal("2.0", JsonNode.Parse(info.Stdout)!["urldisk"]!["source"]!["http-version"]!.GetValue<string>());
     }
 
     [Fact]

@@ -19,7 +19,7 @@ public sealed class HttpInfoTests(NginxFixture fixture) : IClassFixture<NginxFix
         Assert.Equal(data.Length, o["virtual-size"]!.GetValue<long>());
         Assert.Equal("raw", o["format"]!.GetValue<string>());
         Assert.Equal(Nginx.HttpUrl(path), o["filename"]!.GetValue<string>());
-        var source = Assert.IsType<JsonObject>(o["source"]);
+        var source = Assert.IsType<JsonObject>(o["urldisk"]!["source"]);
         Assert.Equal(data.Length, source["size"]!.GetValue<long>());
     }
 

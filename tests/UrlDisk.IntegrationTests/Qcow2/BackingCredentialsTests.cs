@@ -25,7 +25,7 @@ public sealed class BackingCredentialsTests
             Assert.True(info.ExitCode == 0, info.ToString());
             Assert.DoesNotContain(secret, info.Stdout + info.Stderr, StringComparison.Ordinal);
             Assert.DoesNotContain("admin", info.Stdout, StringComparison.Ordinal);
-            Assert.Contains("backing-credentials", info.Stdout, StringComparison.Ordinal);
+            Assert.Contains(output == "json" ? "backing-credentials" : "backing credentials", info.Stdout, StringComparison.Ordinal);
             Assert.Contains("127.0.0.1:9/folder/test-flat.vmdk?dcPath=D", info.Stdout, StringComparison.Ordinal);
         }
     }

@@ -133,9 +133,10 @@ public class Qcow2CliTests
         var chain = JsonDocument.Parse(output).RootElement;
         Assert.Equal(["top.qcow2", "mid.qcow2", "base.qcow2"], chain.EnumerateArray().Select(e => e.GetProperty("filename").GetString()));
         var fs = chain[2].GetProperty("format-specific");
-        Assert.Equal("1.1", fs.GetProperty("compat").GetString());
-        Assert.Equal(65536, fs.GetProperty("cluster-size").GetInt32());
-        Assert.Equal("snap1", fs.GetProperty("snapshots")[0].GetProperty("name").GetString());
+        Assert.Equal("qcow2", fs.GetProperty("type").GetString());
+        Assert.Equal("1.1", fs.GetProperty("data").GetProperty("compat").GetString());
+        Assert.Equal(65536, chain[2].GetProperty("cluster-size").GetInt32());
+        Assert.Equal("snap1", chain[2].GetProperty("snapshots")[0].GetProperty("name").GetString());
     }
 
     private static string Normalize(string json)

@@ -91,7 +91,7 @@ public class FormatReadTests(NginxFixture nginx) : IClassFixture<NginxFixture>
         Assert.Equal(theirs["virtual-size"]!.GetValue<long>(), ours["virtual-size"]!.GetValue<long>());
         Assert.Equal("vmdk", ours["format"]!.GetValue<string>());
         var data = theirs["format-specific"]!["data"]!;
-        var mine = ours["format-specific"]!;
+        var mine = ours["format-specific"]!["data"]!;
         foreach (var key in new[] { "cid", "parent-cid" })
         {
             Assert.Equal(data[key]!.GetValue<long>(), mine[key]!.GetValue<long>());

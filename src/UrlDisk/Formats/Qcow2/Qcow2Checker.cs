@@ -359,9 +359,11 @@ public sealed class Qcow2Checker
             Reference(d.HostOffset, d.MaxCompressedLength, $"compressed cluster (L2 entry at {at})");
             if (countStats)
             {
+                // As qemu-img counts them: a compressed cluster is fragmented by nature (adjacent ones share sectors
+                // and are read again), and it leaves the contiguity expected of the next data cluster unchanged.
                 _allocated++;
                 _compressed++;
-                _nextContiguous = 0;
+                _fragmented++;
             }
 
             return;

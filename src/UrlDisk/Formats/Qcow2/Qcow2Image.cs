@@ -297,19 +297,34 @@ internal sealed partial class Qcow2Image : BlockDevice
         return list;
     }
 
+    /// <summary>qemu-img info's facts (top-level keys and <c>format-specific</c> data, qemu's names), then UrlDisk's own.</summary>
     private Dictionary<string, object?> BuildDetails()
     {
         var h = _headerCluster.Header;
+        bool v3 = h.Version >= 3;
+        var specific = new Dictionary<string, object?>
+        {
+            ["compat"] = v3 ? "1.1" : "0.10",
+            ["compression-type"] = ClusterCompression.Name(h.CompressionType),
+        };
+        if (v3)
+        {
+            specific["lazy-refcounts"] = (h.CompatibleFeatures & Qcow2Features.LazyRefcounts) != 0;
+        }
+
+        specific["refcount-bits"] = h.RefcountBits;
+        if (v3)
+        {
+            // qemu-img prints these two for compat=1.1 only.
+            specific["corrupt"] = h.IsCorrupt;
+            specific["extended-l2"] = ExtendedL2;
+        }
+
         var d = new Dictionary<string, object?>
         {
-            ["compat"] = h.Version == 2 ? "0.10" : "1.1",
             ["cluster-size"] = ClusterSize,
-            ["compression-type"] = ClusterCompression.Name(h.CompressionType),
-            ["lazy-refcounts"] = (h.CompatibleFeatures & Qcow2Features.LazyRefcounts) != 0,
-            ["refcount-bits"] = h.RefcountBits,
-            ["corrupt"] = h.IsCorrupt,
-            ["dirty"] = h.IsDirty,
-            ["extended-l2"] = ExtendedL2,
+            ["dirty-flag"] = h.IsDirty,
+            ["format-specific"] = specific,
         };
         if (_headerCluster.BackingFile is { } b)
         {
@@ -319,12 +334,15 @@ internal sealed partial class Qcow2Image : BlockDevice
                 d["full-backing-filename"] = Specs.Redact.Spec(_backing.Location);
             }
 
+            if (_headerCluster.BackingFormat is { } backingFormat)
+            {
+                d["backing-filename-format"] = backingFormat;
+            }
+
             if (Specs.Redact.Spec(b) != b)
             {
                 d["backing-credentials"] = "stored in the image (shown redacted); prefer password-file in a json: backing spec";
             }
-
-            d["backing-filename-format"] = _headerCluster.BackingFormat;
         }
 
         if (Snapshots.Count > 0)
@@ -332,15 +350,22 @@ internal sealed partial class Qcow2Image : BlockDevice
             var list = new List<IReadOnlyDictionary<string, object?>>(Snapshots.Count);
             foreach (var s in Snapshots)
             {
-                list.Add(new Dictionary<string, object?>
+                var entry = new Dictionary<string, object?>
                 {
                     ["id"] = s.Id,
                     ["name"] = s.Name,
-                    ["vm-state-size"] = s.VmStateSize,
-                    ["date-sec"] = s.DateSeconds,
-                    ["date-nsec"] = s.DateNanoseconds,
-                    ["vm-clock-nsec"] = s.VmClockNanoseconds,
-                });
+                    ["vm-state-size"] = (long)s.VmStateSizeLarge,
+                    ["date-sec"] = (long)s.DateSeconds,
+                    ["date-nsec"] = (long)s.DateNanoseconds,
+                    ["vm-clock-sec"] = (long)(s.VmClockNanoseconds / 1_000_000_000),
+                    ["vm-clock-nsec"] = (long)(s.VmClockNanoseconds % 1_000_000_000),
+                };
+                if (s.Icount is { } icount)
+                {
+                    entry["icount"] = icount;
+                }
+
+                list.Add(entry);
             }
 
             d["snapshots"] = list;

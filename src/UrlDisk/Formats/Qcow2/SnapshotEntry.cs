@@ -21,6 +21,12 @@ internal sealed record SnapshotEntry
     /// <summary>Virtual disk size at the time of the snapshot, from the extra data when present.</summary>
     public ulong? DiskSize => ExtraData.Length >= 16 ? BinaryPrimitives.ReadUInt64BigEndian(ExtraData.AsSpan(8)) : null;
 
+    /// <summary>The VM state size from the extra data (64-bit) when present, else the 32-bit header field.</summary>
+    public ulong VmStateSizeLarge => ExtraData.Length >= 8 ? BinaryPrimitives.ReadUInt64BigEndian(ExtraData) : VmStateSize;
+
+    /// <summary>The guest's instruction count at the snapshot, when recorded (all ones means not recorded).</summary>
+    public long? Icount => ExtraData.Length >= 24 && BinaryPrimitives.ReadUInt64BigEndian(ExtraData.AsSpan(16)) is var n && n != ulong.MaxValue ? (long)n : null;
+
     public int StoredLength => (FixedSize + ExtraData.Length + Encoding.UTF8.GetByteCount(Id) + Encoding.UTF8.GetByteCount(Name) + 7) & ~7;
 
     /// <summary>Parses one entry; <paramref name="consumed"/> includes padding.</summary>

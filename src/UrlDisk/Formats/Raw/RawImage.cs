@@ -16,6 +16,9 @@ internal sealed class RawImage : BlockDevice
         Info = fi with { Driver = "raw", Child = file, Details = new Dictionary<string, object?>() };
     }
 
+    /// <summary>Where the image starts in its file (the raw driver's offset option).</summary>
+    public long Offset => _offset;
+
     public override long Length => _length;
 
     public override BlockDeviceInfo Info { get; }

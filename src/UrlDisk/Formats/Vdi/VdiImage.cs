@@ -24,6 +24,7 @@ internal sealed class VdiImage : BlockDevice
             DisplayName = file.Info.DisplayName,
             ReportsAllocation = true,
             PreferredBlockSize = (int)Math.Min(header.BlockSize, 1 << 20),
+            Details = new Dictionary<string, object?> { ["cluster-size"] = (long)header.BlockSize },
             Child = file,
         };
     }

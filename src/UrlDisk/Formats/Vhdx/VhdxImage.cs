@@ -39,7 +39,7 @@ internal sealed class VhdxImage : BlockDevice
             DisplayName = file.Info.DisplayName,
             ReportsAllocation = true,
             PreferredBlockSize = (int)Math.Min(metadata.BlockSize, MiB),
-            Details = new Dictionary<string, object?>(),
+            Details = new Dictionary<string, object?> { ["cluster-size"] = (long)metadata.BlockSize },
             Child = file,
         };
     }

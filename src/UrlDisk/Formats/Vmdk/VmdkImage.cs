@@ -37,15 +37,38 @@ internal sealed class VmdkImage : BlockDevice
             DisplayName = file.Info.DisplayName,
             ReportsAllocation = true,
             PreferredBlockSize = grain,
-            Details = new Dictionary<string, object?>
-            {
-                ["cid"] = descriptor?.Cid ?? VmdkDescriptor.NoParent,
-                ["parent-cid"] = descriptor?.ParentCid ?? VmdkDescriptor.NoParent,
-                ["create-type"] = descriptor?.CreateType,
-                ["extents"] = extents.Select(e => (IReadOnlyDictionary<string, object?>)e.Extent.Describe(e.Name, e.Format)).ToList(),
-            },
+            Details = BuildDetails(descriptor, extents, backing),
             Child = file,
         };
+    }
+
+    /// <summary>qemu-img info's facts: the first extent's cluster size, the parent hint, and the descriptor as format-specific data.</summary>
+    private static Dictionary<string, object?> BuildDetails(VmdkDescriptor? descriptor, IReadOnlyList<(VmdkExtent Extent, string Name, string Format)> extents, BackingFile? backing)
+    {
+        var described = extents.Select(e => e.Extent.Describe(e.Name, e.Format)).ToList();
+        var d = new Dictionary<string, object?>();
+        if (described.Count > 0 && described[0].TryGetValue("cluster-size", out var clusterSize))
+        {
+            d["cluster-size"] = clusterSize;
+        }
+
+        if (descriptor?.ParentFileNameHint is { } hint)
+        {
+            d["backing-filename"] = Specs.Redact.Spec(hint);
+            if (backing is not null)
+            {
+                d["full-backing-filename"] = Specs.Redact.Spec(backing.Location);
+            }
+        }
+
+        d["format-specific"] = new Dictionary<string, object?>
+        {
+            ["cid"] = descriptor?.Cid ?? VmdkDescriptor.NoParent,
+            ["parent-cid"] = descriptor?.ParentCid ?? VmdkDescriptor.NoParent,
+            ["create-type"] = descriptor?.CreateType,
+            ["extents"] = described.Select(x => (IReadOnlyDictionary<string, object?>)x).ToList(),
+        };
+        return d;
     }
 
     public override long Length => _length;

@@ -38,7 +38,13 @@ internal sealed class VpcImage : BlockDevice
         _blockSize = (int)(header?.BlockSize ?? 0);
         _bitmapSize = header is null ? 0 : (int)((((header.BlockSize / 512) + 7) / 8 + 511) & ~511L);
         _dataEnd = footer.DiskType == VpcDiskType.Fixed ? file.Length - VpcFooter.Size : file.Length;
+        // qemu-img info shows the block size as the cluster size of a dynamic or differencing VHD.
         var details = new Dictionary<string, object?>();
+        if (header is not null)
+        {
+            details["cluster-size"] = (long)header.BlockSize;
+        }
+
         Info = new BlockDeviceInfo
         {
             Driver = "vpc",
