@@ -92,7 +92,7 @@ internal static class SnapshotVerb
     internal static string FormatList(IReadOnlyList<SnapshotEntry> snapshots)
     {
         var text = new System.Text.StringBuilder("Snapshot list:\n");
-        text.Append(Row("ID", "TAG", "VM SIZE", "DATE", "VM CLOCK", "ICOUNT"));
+        text.Append("ID        TAG               VM SIZE                DATE     VM CLOCK     ICOUNT\n");
         foreach (var s in snapshots)
         {
             ulong vmState = s.ExtraData.Length >= 8 ? BinaryPrimitives.ReadUInt64BigEndian(s.ExtraData) : s.VmStateSize;
@@ -106,8 +106,15 @@ internal static class SnapshotVerb
         return text.ToString();
     }
 
+    /// <summary>
+    /// One snapshot's line in qemu-img 7.2's widths (the tag takes 16 bytes, then a space and the size in 8, so a
+    /// longer tag pushes the rest right); widths count bytes of UTF-8, as C's printf does.
+    /// </summary>
     private static string Row(string id, string tag, string size, string date, string clock, string icount)
-        => $"{id,-9} {tag,-17} {size,7}{date,20}{clock,13}{icount,11}\n";
+        => $"{Pad(id, 9)} {Pad(tag, 16)} {size,8}{date,20}{clock,13}{icount,11}\n";
+
+    private static string Pad(string text, int bytes)
+        => text + new string(' ', Math.Max(0, bytes - System.Text.Encoding.UTF8.GetByteCount(text)));
 
     /// <summary>qemu's size_to_str: three significant digits in the largest binary unit the value reaches 1000 of.</summary>
     internal static string SizeToString(ulong value)

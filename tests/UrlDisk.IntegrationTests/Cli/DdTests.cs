@@ -43,7 +43,7 @@ public sealed class DdTests(NginxFixture fixture) : IClassFixture<NginxFixture>
         var r = await UrlDiskCli.RunAsync("dd", "-O", "qcow2", "bs=64k", "skip=8", "count=40", "if=" + q.PathOf("in.raw"), "of=" + q.PathOf("out.qcow2"));
         Assert.True(r.ExitCode == 0, r.ToString());
         q.Img("check", "out.qcow2");
-        Assert.Contains("Images are identical.", q.Img("compare", "-s", "qemu.qcow2", "out.qcow2"), StringComparison.Ordinal);
+        QemuTools.AssertSameBytes(q.QemuRaw("qemu.qcow2"), q.QemuRaw("out.qcow2")); // sizes too; qemu-img dd allocates zeros, urldisk leaves holes
     }
 
     [Fact]

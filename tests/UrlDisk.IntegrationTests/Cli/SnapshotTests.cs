@@ -22,6 +22,8 @@ public sealed class SnapshotTests(NginxFixture fixture) : IClassFixture<NginxFix
         q.Img("snapshot", "-c", "first", "a.qcow2");
         q.Io("-c", "write -P 0x22 0 64k", "a.qcow2");
         q.Img("snapshot", "-c", "a name longer than the column", "a.qcow2");
+        q.Img("snapshot", "-c", "12345678901234567", "a.qcow2");
+        q.Img("snapshot", "-c", "été", "a.qcow2");
         string expected = q.Img("snapshot", "-l", "a.qcow2");
         Assert.StartsWith("Snapshot list:\nID        TAG", expected, StringComparison.Ordinal);
 
