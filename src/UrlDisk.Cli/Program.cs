@@ -17,6 +17,10 @@ root.Subcommands.Add(MapVerb.Create());
 root.Subcommands.Add(ServeVerb.Create());
 root.Subcommands.Add(MountVerb.Create());
 root.Subcommands.Add(UnmountVerb.Create());
+root.Subcommands.Add(MeasureVerb.Create());
+root.Subcommands.Add(ResizeVerb.Create());
+root.Subcommands.Add(RebaseVerb.Create());
+root.Subcommands.Add(CommitVerb.Create());
 
 // A long termination timeout lets serve finish requests in flight and flush after SIGTERM.
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
