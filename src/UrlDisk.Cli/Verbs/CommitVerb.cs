@@ -51,9 +51,14 @@ internal static class CommitVerb
             var tree = CliCommon.ParseSpec(spec, r.GetValue(imageOpts));
             string path = LocalImage.RequirePath(tree, spec, "commit", "commit empties the overlay, so it must be a local file");
             await using var image = await ImageOpener.OpenAsync(tree, r.GetValue(format), new OpenContext { Writable = true, BaseLocation = path }, ct).ConfigureAwait(false);
-            if (image is not Qcow2Image { Info.CanWrite: true } top)
+            if (image is not Qcow2Image top)
             {
-                throw new OptionException($"commit: '{Redact.Spec(spec)}' is a {image.Info.Driver} image that cannot be written here; commit works on local qcow2 overlays");
+                throw new OptionException($"commit: '{Redact.Spec(spec)}' is a {image.Info.Driver} image; commit works on qcow2 overlays");
+            }
+
+            if (!top.Info.CanWrite)
+            {
+                throw new OptionException($"commit: '{Redact.Spec(spec)}' cannot be written here (a compressed file?); commit empties plain local qcow2 overlays");
             }
 
             using var bar = r.GetValue(progress) && !r.GetValue(CliCommon.Quiet) ? new ProgressBar(top.Length) : null;

@@ -72,8 +72,9 @@ internal static class MeasureVerb
             {
                 await using var source = await CliCommon.OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), null, ct).ConfigureAwait(false);
 
-                // qemu-img shows a bitmaps size when the source's format can carry persistent bitmaps (qcow2).
-                m = await ImageMeasure.MeasureAsync(source, 0, target, qcow2, preallocation, source.Info.Driver == "qcow2", ct).ConfigureAwait(false);
+                // qemu-img shows a bitmaps size when the source can carry persistent bitmaps (qcow2 version 3).
+                bool bitmaps = source is Qcow2Image { Header.Version: >= 3 };
+                m = await ImageMeasure.MeasureAsync(source, 0, target, qcow2, preallocation, bitmaps, ct).ConfigureAwait(false);
             }
 
             Console.Out.Write(outputMode == "json" ? Json(m) : Human(m));

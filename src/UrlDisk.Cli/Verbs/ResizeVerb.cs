@@ -39,11 +39,12 @@ internal static class ResizeVerb
 
             var tree = CliCommon.ParseSpec(spec, r.GetValue(imageOpts));
             string path = LocalImage.RequirePath(tree, spec, "resize", "only local files can be resized (convert it to a local file first)");
+            // As qemu-img, a change is applied to the size in whole 512-byte sectors (a 1000-byte raw file +25 is 1049).
             Func<long, long> newSize = sign switch
             {
                 0 => _ => bytes,
-                > 0 => old => old > long.MaxValue - bytes ? throw new OptionException($"resize: {old} + {bytes} bytes is too large") : old + bytes,
-                _ => old => old - bytes,
+                > 0 => old => Sectors(old) > long.MaxValue - bytes ? throw new OptionException($"resize: {old} + {bytes} bytes is too large") : Sectors(old) + bytes,
+                _ => old => Sectors(old) - bytes,
             };
             await ImageResizer.ResizeAsync(tree, path, r.GetValue(format), newSize, r.GetValue(shrink), r.GetValue(preallocation)!, ct).ConfigureAwait(false);
             if (!r.GetValue(CliCommon.Quiet))
@@ -55,4 +56,6 @@ internal static class ResizeVerb
         }));
         return cmd;
     }
+
+    private static long Sectors(long size) => size > long.MaxValue - 511 ? size : (size + 511) & ~511L;
 }
