@@ -21,6 +21,10 @@ root.Subcommands.Add(SnapshotVerb.Create());
 root.Subcommands.Add(AmendVerb.Create());
 root.Subcommands.Add(DdVerb.Create());
 root.Subcommands.Add(BenchVerb.Create());
+root.Subcommands.Add(MeasureVerb.Create());
+root.Subcommands.Add(ResizeVerb.Create());
+root.Subcommands.Add(RebaseVerb.Create());
+root.Subcommands.Add(CommitVerb.Create());
 
 // A long termination timeout lets serve finish requests in flight and flush after SIGTERM.
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };

@@ -20,6 +20,12 @@ internal sealed class ImageCopier
     /// <summary>Detect zero runs in data (qemu-img convert does, unless -S 0).</summary>
     public bool DetectZeroes { get; init; } = true;
 
+    /// <summary>
+    /// Copy only what the source's top layers hold: extents at this depth of its backing chain or deeper are left
+    /// as the target has them (commit writes an overlay's own clusters into its base).
+    /// </summary>
+    public int MaxDepth { get; init; } = int.MaxValue;
+
     /// <summary>Called with the bytes done so far (every chunk).</summary>
     public Action<long>? Progress { get; init; }
 
@@ -93,7 +99,11 @@ internal sealed class ImageCopier
                 continue;
             }
 
-            if (e.IsZero)
+            if (e.Depth >= MaxDepth)
+            {
+                // Below the layers being copied: the target keeps its own bytes.
+            }
+            else if (e.IsZero)
             {
                 await ZeroAsync(target, pos, eEnd - pos, ct).ConfigureAwait(false);
             }
@@ -103,6 +113,18 @@ internal sealed class ImageCopier
             }
 
             pos = eEnd;
+        }
+
+        if (pos < end && MaxDepth != int.MaxValue)
+        {
+            // Extents may end early; only the source can say which layer holds the rest.
+            if (pos == offset)
+            {
+                throw new UrlDiskException($"{source.Info.DisplayName}: no allocation information at offset {pos}");
+            }
+
+            await CopyChunkAsync(source, target, pos, buffer[(int)(pos - offset)..], ct).ConfigureAwait(false);
+            return;
         }
 
         if (pos < end)

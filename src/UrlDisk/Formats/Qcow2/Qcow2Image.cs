@@ -18,7 +18,7 @@ internal sealed partial class Qcow2Image : BlockDevice
     private readonly IHostFile? _writableFile;
     private readonly bool _orderWrites;
     private readonly OpenContext _context;
-    private readonly ulong[] _l1;
+    private ulong[] _l1; // replaced when resize grows the L1 table
     private readonly L2TableCache _l2Cache;
     private readonly BackingFile? _backing;
     private readonly SemaphoreSlim _metadataLock = new(1, 1);
