@@ -17,6 +17,7 @@ root.Subcommands.Add(MapVerb.Create());
 root.Subcommands.Add(ServeVerb.Create());
 root.Subcommands.Add(MountVerb.Create());
 root.Subcommands.Add(UnmountVerb.Create());
+HelpText.Configure(root);
 
 // A long termination timeout lets serve finish requests in flight and flush after SIGTERM.
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
