@@ -134,6 +134,9 @@ internal static partial class HelpText
 
     private sealed class Action(HelpAction inner) : SynchronousCommandLineAction
     {
+        /// <summary>As the help action it wraps: <c>info --help</c> is help, not a missing FILENAME.</summary>
+        public override bool ClearsParseErrors => true;
+
         public override int Invoke(ParseResult parseResult)
         {
             var config = parseResult.InvocationConfiguration;

@@ -58,12 +58,16 @@ public sealed partial class HelpAndProgressTests
             // script(1) gives the command a terminal as stdout; its output is what the terminal got.
             var r = await ProcessRunner.RunAsync(script, ["-qec", $"{tool} convert -p '{src}' '{temp.File("dst.raw")}'", "/dev/null"]);
             Assert.True(r.ExitCode == 0, r.ToString());
-            var frames = r.Stdout.Replace("\r\n", "\n", StringComparison.Ordinal).TrimEnd('\n').Split('\r', StringSplitOptions.RemoveEmptyEntries);
+            // The terminal set-up sequences (.NET's console writes some) are not part of the frames.
+            var frames = Escape().Replace(r.Stdout, "").Replace("\r\n", "\n", StringComparison.Ordinal).TrimEnd('\n').Split('\r', StringSplitOptions.RemoveEmptyEntries);
             Assert.True(frames.Length >= 2, $"{tool}: {r.Stdout}");
             Assert.All(frames, f => Assert.Matches(Frame(), f.Trim('\n')));
             Assert.Contains(frames, f => f.StartsWith("    (100.00/100%)", StringComparison.Ordinal));
         }
     }
+
+    [GeneratedRegex(@"\x1b(\[[0-9;?]*[A-Za-z]|[=>])")]
+    private static partial Regex Escape();
 
     /// <summary>qemu-img's frame, then (urldisk) the rate and time left.</summary>
     [GeneratedRegex(@"^    \(\d{1,3}\.\d\d/100%\)( [\d.]+ MiB/s(, \d+(:\d\d)+ left)?)? *$")]
