@@ -30,7 +30,12 @@ internal static class CreateVerb
             string path = CliCommon.RequirePath(r.GetValue(filename), "create: filename");
             var (optionText, taken) = CreateOptionText.Take(string.Join(',', r.GetValue(options) ?? []), "size", "backing_file", "backing_fmt", "preallocation");
 
-            // As qemu-img: SIZE wins over -o size, and -b/-F over -o backing_file/backing_fmt.
+            // As qemu-img: -b/-F win over -o backing_file/backing_fmt; the size may be given once only.
+            if (r.GetValue(size) is not null && taken.ContainsKey("size"))
+            {
+                throw new OptionException("create: the image size must be specified only once (SIZE or -o size=…), as in qemu-img");
+            }
+
             string? sizeText = r.GetValue(size) ?? taken.GetValueOrDefault("size");
             string? backingName = r.GetValue(backing) ?? taken.GetValueOrDefault("backing_file");
             string? backingFmt = r.GetValue(backingFormat) ?? taken.GetValueOrDefault("backing_fmt");
@@ -72,6 +77,8 @@ internal static class CreateVerb
                 CreateRaw(path, bytes);
                 try
                 {
+                    // qemu-img allocates the first block of a new raw file (so O_DIRECT alignment can be probed): the same here.
+                    Operations.FilePreallocation.AllocateFirstBlock(path, bytes);
                     Operations.FilePreallocation.Apply(path, bytes, mode);
                 }
                 catch (Exception e) when (e is IOException or NotSupportedException)

@@ -19,6 +19,16 @@ internal static partial class FilePreallocation
         _ => throw new OptionException($"{what}: preallocation={mode} is not allowed for a raw file; use off, falloc or full"),
     };
 
+    /// <summary>Writes zeros over the first 4 KiB (or less, for a smaller file), as qemu-img does for a new raw file.</summary>
+    public static void AllocateFirstBlock(string path, long length)
+    {
+        if (length > 0)
+        {
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Write);
+            RandomAccess.Write(handle, new byte[(int)Math.Min(4096, length)], 0);
+        }
+    }
+
     /// <summary>Allocates the first <paramref name="length"/> bytes of the file at <paramref name="path"/> as <paramref name="mode"/> says.</summary>
     public static void Apply(string path, long length, string mode)
     {
