@@ -49,6 +49,13 @@ internal static class ConvertVerb
             }
 
             string[] names = r.GetValue(files) ?? [];
+
+            // The file list takes any word, so a mistyped flag lands in it: name it as the parser does elsewhere.
+            if (!r.Tokens.Any(t => t.Type == System.CommandLine.Parsing.TokenType.DoubleDash)
+                && names.FirstOrDefault(n => n.Length > 1 && n[0] == '-' && !File.Exists(n)) is { } flag)
+            {
+                throw new OptionException($"unknown option '{flag}' (see urldisk convert --help)");
+            }
             if (names.Length < 2)
             {
                 throw new OptionException("convert: give a source and a target (urldisk convert [options] SOURCE... TARGET)");
