@@ -25,6 +25,7 @@ root.Subcommands.Add(MeasureVerb.Create());
 root.Subcommands.Add(ResizeVerb.Create());
 root.Subcommands.Add(RebaseVerb.Create());
 root.Subcommands.Add(CommitVerb.Create());
+HelpText.Configure(root);
 
 // A long termination timeout lets serve finish requests in flight and flush after SIGTERM.
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };

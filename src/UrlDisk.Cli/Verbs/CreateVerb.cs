@@ -10,21 +10,36 @@ internal static class CreateVerb
 {
     public static Command Create()
     {
-        var filename = new Argument<string>("filename") { Description = "Path of the new image" };
-        var size = new Argument<string?>("size") { Description = "Virtual size (e.g. 10G); taken from the backing file when absent", Arity = ArgumentArity.ZeroOrOne };
+        var filename = new Argument<string?>("filename") { Description = "Path of the new image", Arity = ArgumentArity.ZeroOrOne };
+        var size = new Argument<string?>("size") { Description = "Virtual size (e.g. 10G; or -o size=); taken from the backing file when absent", Arity = ArgumentArity.ZeroOrOne };
         var format = new Option<string>("--format", "-f") { Description = "Format of the new image: qcow2 or raw", DefaultValueFactory = _ => "raw" };
         var backing = new Option<string?>("--backing", "-b") { Description = "Backing file (path, URL or json: spec), stored as given" };
         var backingFormat = new Option<string?>("--backing-format", "-F") { Description = "Format of the backing file (raw or qcow2)" };
-        var options = new Option<string[]>("-o") { Description = "Format options: cluster_size, compat (1.1 or 0.10), compression_type (zlib or zstd), refcount_bits, extended_l2, lazy_refcounts", AllowMultipleArgumentsPerToken = false };
+        var options = new Option<string[]>("-o") { Description = "Format options (-o help lists them): size, backing_file, backing_fmt, preallocation (raw: off, falloc, full; qcow2: off), cluster_size, compat (1.1 or 0.10), compression_type (zlib or zstd), refcount_bits, extended_l2, lazy_refcounts", AllowMultipleArgumentsPerToken = false };
         var unsafeBacking = new Option<bool>("-u") { Description = "Do not open the backing file (it is opened only to take the size when SIZE is absent)" };
         var cmd = new Command("create", "Create a new empty image") { filename, size, format, backing, backingFormat, options, unsafeBacking };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
-            string path = CliCommon.RequirePath(r.GetValue(filename), "create: filename");
             string fmt = r.GetValue(format)!;
-            string? sizeText = r.GetValue(size);
-            string? backingName = r.GetValue(backing);
-            string optionText = string.Join(',', r.GetValue(options) ?? []);
+            if (CreateOptionsHelp.Asked(r.GetValue(options)))
+            {
+                Console.Out.Write(CreateOptionsHelp.For(fmt) is { } list && fmt is "qcow2" or "raw" ? list : throw new OptionException($"create: format '{fmt}' is not supported; use qcow2 or raw"));
+                return 0;
+            }
+
+            string path = CliCommon.RequirePath(r.GetValue(filename), "create: filename");
+            var (optionText, taken) = CreateOptionText.Take(string.Join(',', r.GetValue(options) ?? []), "size", "backing_file", "backing_fmt", "preallocation");
+
+            // As qemu-img: -b/-F win over -o backing_file/backing_fmt; the size may be given once only.
+            if (r.GetValue(size) is not null && taken.ContainsKey("size"))
+            {
+                throw new OptionException("create: the image size must be specified only once (SIZE or -o size=…), as in qemu-img");
+            }
+
+            string? sizeText = r.GetValue(size) ?? taken.GetValueOrDefault("size");
+            string? backingName = r.GetValue(backing) ?? taken.GetValueOrDefault("backing_file");
+            string? backingFmt = r.GetValue(backingFormat) ?? taken.GetValueOrDefault("backing_fmt");
+            string? preallocation = taken.GetValueOrDefault("preallocation");
             if (fmt is not ("qcow2" or "raw"))
             {
                 throw new OptionException($"create: format '{fmt}' is not supported; use qcow2 or raw");
@@ -43,7 +58,7 @@ internal static class CreateVerb
                 // As qemu-img: the size of the backing file, resolved against the new image's location.
                 var context = new OpenContext { BaseLocation = path };
                 string location = BackingName.Resolve(backingName, path);
-                await using var b = await ImageOpener.OpenAsync(location, r.GetValue(backingFormat), context with { BaseLocation = null }, ct).ConfigureAwait(false);
+                await using var b = await ImageOpener.OpenAsync(location, backingFmt, context with { BaseLocation = null }, ct).ConfigureAwait(false);
                 bytes = b.Length;
             }
             else
@@ -55,23 +70,43 @@ internal static class CreateVerb
             {
                 if (backingName is not null || optionText.Length > 0)
                 {
-                    throw new OptionException("create: raw images take no backing file and no -o options");
+                    throw new OptionException("create: raw images take no backing file; their -o options are size and preallocation (off, falloc, full)");
                 }
 
+                string mode = Operations.FilePreallocation.Check(preallocation, "create");
                 CreateRaw(path, bytes);
+                try
+                {
+                    // qemu-img allocates the first block of a new raw file (so O_DIRECT alignment can be probed): the same here.
+                    Operations.FilePreallocation.AllocateFirstBlock(path, bytes);
+                    Operations.FilePreallocation.Apply(path, bytes, mode);
+                }
+                catch (Exception e) when (e is IOException or NotSupportedException)
+                {
+                    File.Delete(path);
+                    throw;
+                }
+
                 if (!r.GetValue(CliCommon.Quiet))
                 {
-                    Console.Out.WriteLine($"Formatting '{path}', fmt=raw size={bytes}");
+                    string preallocationPart = preallocation is null ? "" : $" preallocation={preallocation}";
+                    Console.Out.WriteLine($"Formatting '{path}', fmt=raw size={bytes}{preallocationPart}");
                 }
+
                 return 0;
+            }
+
+            if (preallocation is not null and not "off")
+            {
+                throw new OptionException($"create: qcow2 preallocation={preallocation} is not supported yet; use preallocation=off (raw images take off, falloc and full)");
             }
 
             var o = Qcow2CreateOptions.Parse(optionText.Length == 0 ? null : optionText);
             if (backingName is not null)
             {
-                o = o with { BackingFile = backingName, BackingFormat = r.GetValue(backingFormat) ?? o.BackingFormat };
+                o = o with { BackingFile = backingName, BackingFormat = backingFmt };
             }
-            else if (r.GetValue(backingFormat) is not null && o.BackingFile is null)
+            else if (backingFmt is not null)
             {
                 throw new OptionException("create: -F needs a backing file (-b)");
             }
@@ -85,7 +120,8 @@ internal static class CreateVerb
 
             if (!r.GetValue(CliCommon.Quiet))
             {
-                Console.Out.WriteLine($"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")} compression_type={o.CompressionType} size={bytes}{backingPart} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}");
+                string preallocationText = preallocation is null ? "" : $" preallocation={preallocation}";
+                Console.Out.WriteLine($"Formatting '{path}', fmt=qcow2 cluster_size={o.ClusterSize} extended_l2={(o.ExtendedL2 ? "on" : "off")}{preallocationText} compression_type={o.CompressionType} size={bytes}{backingPart} lazy_refcounts={(o.LazyRefcounts ? "on" : "off")} refcount_bits={o.RefcountBits}");
             }
 
             return 0;

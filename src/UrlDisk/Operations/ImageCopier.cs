@@ -21,6 +21,15 @@ internal sealed class ImageCopier
     public bool DetectZeroes { get; init; } = true;
 
     /// <summary>
+    /// The image the target has as its backing file (convert <c>-B</c>): what reads the same in it is not written,
+    /// and zeros are written only where it is not zero. <see cref="TargetIsZeroed"/> does not apply then.
+    /// </summary>
+    public IBlockDevice? Base { get; init; }
+
+    /// <summary>Write chunks in order (qemu-img's default; <c>-W</c> lifts it). Reads still overlap.</summary>
+    public bool OrderedWrites { get; init; }
+
+    /// <summary>
     /// Copy only what the source's top layers hold: extents at this depth of its backing chain or deeper are left
     /// as the target has them (commit writes an overlay's own clusters into its base).
     /// </summary>
@@ -41,9 +50,11 @@ internal sealed class ImageCopier
         long next = -1;
         long done = 0;
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var turns = OrderedWrites ? new WriteTurns() : null;
         var workers = Enumerable.Range(0, (int)Math.Clamp(chunks, 1, Parallelism)).Select(async _ =>
         {
             var buffer = CopyBuffer.Allocate(ChunkSize);
+            var baseBuffer = Base is null ? Memory<byte>.Empty : GC.AllocateUninitializedArray<byte>(ChunkSize);
             try
             {
                 long chunk;
@@ -51,7 +62,7 @@ internal sealed class ImageCopier
                 {
                     long offset = chunk * ChunkSize;
                     int size = (int)Math.Min(ChunkSize, length - offset);
-                    await CopyChunkAsync(source, target, offset, buffer[..size], failed.Token).ConfigureAwait(false);
+                    await CopyChunkAsync(source, target, chunk, buffer[..size], Base is null ? baseBuffer : baseBuffer[..size], turns, failed.Token).ConfigureAwait(false);
                     Progress?.Invoke(Interlocked.Add(ref done, size));
                 }
             }
@@ -81,104 +92,162 @@ internal sealed class ImageCopier
         await target.FlushAsync(cancellationToken).ConfigureAwait(false);
     }
 
-    private async Task CopyChunkAsync(IBlockDevice source, IBlockDevice target, long offset, Memory<byte> buffer, CancellationToken ct)
+    private async Task CopyChunkAsync(IBlockDevice source, IBlockDevice target, long chunk, Memory<byte> buffer, Memory<byte> baseBuffer, WriteTurns? turns, CancellationToken ct)
     {
-        var extents = await source.GetExtentsAsync(offset, buffer.Length, ct).ConfigureAwait(false);
-        long pos = offset;
-        long end = offset + buffer.Length;
-        foreach (var e in extents)
+        // Reads first (they overlap between workers), then the writes, in chunk order when asked.
+        long offset = chunk * ChunkSize;
+        var runs = new List<(int From, int To, bool Zero)>();
+        int pos = 0;
+        while (pos < buffer.Length)
         {
-            if (pos >= end)
+            var extents = await source.GetExtentsAsync(offset + pos, buffer.Length - pos, ct).ConfigureAwait(false);
+            int before = pos;
+            foreach (var e in extents)
+            {
+                int eEnd = (int)Math.Min(buffer.Length, e.End - offset);
+                if (pos >= buffer.Length || eEnd <= pos)
+                {
+                    continue;
+                }
+
+                if (e.Depth >= MaxDepth)
+                {
+                    // Below the layers being copied: the target keeps its own bytes.
+                }
+                else
+                {
+                    if (!e.IsZero)
+                    {
+                        await source.ReadAsync(offset + pos, buffer[pos..eEnd], ct).ConfigureAwait(false);
+                    }
+
+                    runs.Add((pos, eEnd, e.IsZero));
+                }
+
+                pos = eEnd;
+            }
+
+            if (pos == before || MaxDepth == int.MaxValue)
             {
                 break;
             }
-
-            long eEnd = Math.Min(end, e.End);
-            if (eEnd <= pos)
-            {
-                continue;
-            }
-
-            if (e.Depth >= MaxDepth)
-            {
-                // Below the layers being copied: the target keeps its own bytes.
-            }
-            else if (e.IsZero)
-            {
-                await ZeroAsync(target, pos, eEnd - pos, ct).ConfigureAwait(false);
-            }
-            else
-            {
-                await CopyDataAsync(pos, eEnd).ConfigureAwait(false);
-            }
-
-            pos = eEnd;
         }
 
-        if (pos < end && MaxDepth != int.MaxValue)
+        if (pos < buffer.Length)
         {
-            // Extents may end early; only the source can say which layer holds the rest.
-            if (pos == offset)
+            // Extents may end early. When only some layers are copied, only the source can say which layer holds the rest.
+            if (MaxDepth != int.MaxValue)
             {
-                throw new UrlDiskException($"{source.Info.DisplayName}: no allocation information at offset {pos}");
+                throw new UrlDiskException($"{source.Info.DisplayName}: no allocation information at offset {offset + pos}");
             }
 
-            await CopyChunkAsync(source, target, pos, buffer[(int)(pos - offset)..], ct).ConfigureAwait(false);
+            // The rest is data.
+            await source.ReadAsync(offset + pos, buffer[pos..], ct).ConfigureAwait(false);
+            runs.Add((pos, buffer.Length, false));
+        }
+
+        if (Base is not null)
+        {
+            await ReadBaseAsync(Base, offset, baseBuffer, ct).ConfigureAwait(false);
+        }
+
+        if (turns is not null)
+        {
+            await turns.WaitAsync(chunk, ct).ConfigureAwait(false);
+        }
+
+        foreach (var (from, to, zero) in runs)
+        {
+            await WriteRunAsync(target, offset, buffer, baseBuffer, from, to, zero, ct).ConfigureAwait(false);
+        }
+
+        turns?.Done(chunk);
+    }
+
+    /// <summary>The base's bytes for the chunk; its zero extents and anything past its end read as zeros.</summary>
+    private static async Task ReadBaseAsync(IBlockDevice baseImage, long offset, Memory<byte> buffer, CancellationToken ct)
+    {
+        buffer.Span.Clear();
+        long end = Math.Min(baseImage.Length, offset + buffer.Length);
+        if (end <= offset)
+        {
             return;
         }
 
-        if (pos < end)
+        foreach (var e in await baseImage.GetExtentsAsync(offset, end - offset, ct).ConfigureAwait(false))
         {
-            // Extents may end early; copy the rest as data.
-            await CopyDataAsync(pos, end).ConfigureAwait(false);
-        }
-
-        async Task CopyDataAsync(long from, long to)
-        {
-            var slice = buffer.Slice((int)(from - offset), (int)(to - from));
-            await source.ReadAsync(from, slice, ct).ConfigureAwait(false);
-            await WriteSparseAsync(target, from, slice, ct).ConfigureAwait(false);
+            long from = Math.Max(offset, e.Offset);
+            long to = Math.Min(end, e.End);
+            if (to > from && !e.IsZero)
+            {
+                await baseImage.ReadAsync(from, buffer[(int)(from - offset)..(int)(to - offset)], ct).ConfigureAwait(false);
+            }
         }
     }
 
-    private ValueTask ZeroAsync(IBlockDevice target, long offset, long length, CancellationToken ct)
-        => TargetIsZeroed ? ValueTask.CompletedTask : target.WriteZeroesAsync(offset, length, WriteOptions.None, ct);
-
-    private async Task WriteSparseAsync(IBlockDevice target, long offset, ReadOnlyMemory<byte> data, CancellationToken ct)
+    private enum BlockAction
     {
-        if (!DetectZeroes)
-        {
-            await target.WriteAsync(offset, data, WriteOptions.None, ct).ConfigureAwait(false);
-            return;
-        }
+        Skip,
+        Zero,
+        Data,
+    }
 
-        int pos = 0;
-        while (pos < data.Length)
+    /// <summary>
+    /// Writes buffer[from..to) (or zeros, for a zero extent) block by block: blocks that already read right in the
+    /// target are skipped (zeros in a zeroed target; with <see cref="Base"/>, what equals the base), zero blocks
+    /// become write-zeroes, the rest data. Neighbouring blocks with the same action go as one request.
+    /// </summary>
+    private async Task WriteRunAsync(IBlockDevice target, long offset, Memory<byte> buffer, Memory<byte> baseBuffer, int from, int to, bool zeroExtent, CancellationToken ct)
+    {
+        int pos = from;
+        while (pos < to)
         {
-            bool zero = IsZeroBlock(data.Span, offset, pos);
-            int runEnd = pos;
-            while (runEnd < data.Length && IsZeroBlock(data.Span, offset, runEnd) == zero)
+            var action = Classify(buffer.Span, baseBuffer.Span, offset, pos, to, zeroExtent);
+            int runEnd = pos + BlockLength(to, offset, pos);
+            while (runEnd < to && Classify(buffer.Span, baseBuffer.Span, offset, runEnd, to, zeroExtent) == action)
             {
-                runEnd += BlockLength(data.Length, offset, runEnd);
+                runEnd += BlockLength(to, offset, runEnd);
             }
 
-            if (zero)
+            switch (action)
             {
-                await ZeroAsync(target, offset + pos, runEnd - pos, ct).ConfigureAwait(false);
-            }
-            else
-            {
-                await target.WriteAsync(offset + pos, data[pos..runEnd], WriteOptions.None, ct).ConfigureAwait(false);
+                case BlockAction.Zero:
+                    await target.WriteZeroesAsync(offset + pos, runEnd - pos, WriteOptions.None, ct).ConfigureAwait(false);
+                    break;
+                case BlockAction.Data:
+                    await target.WriteAsync(offset + pos, buffer[pos..runEnd], WriteOptions.None, ct).ConfigureAwait(false);
+                    break;
             }
 
             pos = runEnd;
         }
     }
 
+    private BlockAction Classify(ReadOnlySpan<byte> data, ReadOnlySpan<byte> baseData, long offset, int pos, int to, bool zeroExtent)
+    {
+        int n = BlockLength(to, offset, pos);
+        var block = data.Slice(pos, n);
+        if (Base is not null)
+        {
+            var under = baseData.Slice(pos, n);
+            if (zeroExtent)
+            {
+                return under.ContainsAnyExcept((byte)0) ? BlockAction.Zero : BlockAction.Skip;
+            }
+
+            return block.SequenceEqual(under) ? BlockAction.Skip
+                : !block.ContainsAnyExcept((byte)0) ? BlockAction.Zero : BlockAction.Data;
+        }
+
+        if (zeroExtent || (DetectZeroes && !block.ContainsAnyExcept((byte)0)))
+        {
+            return TargetIsZeroed ? BlockAction.Skip : BlockAction.Zero;
+        }
+
+        return BlockAction.Data;
+    }
+
     /// <summary>Length of the sparse block at <paramref name="pos"/>: up to the next device-aligned boundary.</summary>
     private static int BlockLength(int dataLength, long offset, int pos)
         => Math.Min(dataLength - pos, SparseBlock - (int)((offset + pos) % SparseBlock));
-
-    private static bool IsZeroBlock(ReadOnlySpan<byte> data, long offset, int pos)
-        => !data.Slice(pos, BlockLength(data.Length, offset, pos)).ContainsAnyExcept((byte)0);
 }
