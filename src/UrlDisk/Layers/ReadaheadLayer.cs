@@ -8,7 +8,8 @@ namespace UrlDisk.Layers;
 
 /// <summary>
 /// Stacks a <see cref="ReadaheadCache"/> on every source that fetches byte ranges over the network; owns
-/// <c>readahead</c> (bytes fetched ahead of a read) and <c>cache-size</c> (bytes the cache keeps).
+/// <c>readahead</c> (bytes fetched ahead of a read) and <c>cache-size</c> (bytes the cache keeps). <c>readahead=0</c>
+/// stacks nothing: every read is then one request for exactly its bytes.
 /// </summary>
 internal sealed class ReadaheadLayer : LayerDriver<ReadaheadLayer.Settings>
 {
@@ -44,7 +45,7 @@ internal sealed class ReadaheadLayer : LayerDriver<ReadaheadLayer.Settings>
 
     public override ValueTask<IBlockDevice> StackAsync(IBlockDevice below, Settings settings, LayerContext context, CancellationToken cancellationToken)
     {
-        if (LayerContext.Find<IRemoteRangeSource>(below) is null)
+        if (settings.Readahead == 0 || LayerContext.Find<IRemoteRangeSource>(below) is null)
         {
             return new(below);
         }
