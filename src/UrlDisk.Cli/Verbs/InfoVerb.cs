@@ -49,7 +49,7 @@ internal static class InfoVerb
     {
         var all = new List<JsonObject> { top };
         IBlockDevice? current = image;
-        while (current is UrlDisk.Formats.Qcow2.Qcow2Image q && q.BackingLocation is { } location && all.Count <= UrlDisk.Opening.OpenContext.MaxChainDepth)
+        while (current is IHasBacking q && q.BackingLocation is { } location && all.Count <= UrlDisk.Opening.OpenContext.MaxChainDepth)
         {
             current = await q.GetBackingAsync(ct).ConfigureAwait(false);
             if (current is null)

@@ -1,7 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text;
-using UrlDisk.Formats.Qcow2;
 
 namespace UrlDisk.Cli.Verbs;
 
@@ -102,7 +101,7 @@ internal static class MapVerb
     {
         var names = new List<string> { topName };
         IBlockDevice? current = image;
-        while (current is Qcow2Image q && q.BackingLocation is { } location && names.Count < 100)
+        while (current is IHasBacking q && q.BackingLocation is { } location && names.Count < 100)
         {
             names.Add(UrlDisk.Specs.Redact.Spec(location));
             current = await q.GetBackingAsync(ct).ConfigureAwait(false);
