@@ -1,5 +1,4 @@
 using UrlDisk.Opening;
-using UrlDisk.Sources.File;
 
 namespace UrlDisk.Formats.Qcow2;
 
@@ -39,7 +38,7 @@ internal sealed class Qcow2ConvertTarget : BlockDevice
     {
         if (existing)
         {
-            var file = FileSource.Open(path, writable: true);
+            var file = HostFiles.OpenWritable(path);
             Qcow2Image image;
             try
             {

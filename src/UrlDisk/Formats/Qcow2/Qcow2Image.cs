@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using UrlDisk.Opening;
-using UrlDisk.Sources.File;
 
 namespace UrlDisk.Formats.Qcow2;
 
@@ -93,7 +92,7 @@ internal sealed partial class Qcow2Image : BlockDevice, IHasBacking
         => _backing is null ? ValueTask.FromResult<IBlockDevice?>(null) : _backing.GetAsync(cancellationToken);
 
     public static ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, CancellationToken cancellationToken)
-        => OpenAsync(file, context, context.Writable && file is FileSource { Info.CanWrite: true } fs ? new FileHostFile(fs) : null, cancellationToken);
+        => OpenAsync(file, context, context.Writable && file is IGrowableFile { Info.CanWrite: true } growable ? new FileHostFile(growable) : null, cancellationToken);
 
     /// <summary>Opens the image; writes go to <paramref name="writer"/> (null: read-only).</summary>
     /// <param name="orderWrites">
