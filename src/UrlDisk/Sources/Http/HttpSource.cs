@@ -72,9 +72,6 @@ internal sealed class HttpSource : BlockDevice, IHasContentIdentity, IRemoteRang
 
     public override BlockDeviceInfo Info => _info;
 
-    /// <summary>The URL every range request goes to, after redirects.</summary>
-    public Uri FinalUrl => _url;
-
     /// <summary>The final URL (without user info), size and validators seen at open; null without a known size.</summary>
     public ContentIdentity? ContentIdentity => _length < 0 ? null : new(
         new UriBuilder(_url) { UserName = "", Password = "" }.Uri.ToString(),
