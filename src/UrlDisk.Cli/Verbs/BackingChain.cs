@@ -1,15 +1,13 @@
-using UrlDisk.Formats.Qcow2;
-
 namespace UrlDisk.Cli.Verbs;
 
-/// <summary>The image and each backing image below it, by depth, with the names qemu-img shows for them.</summary>
+/// <summary>The image and each backing image below it (any format with a parent), by depth, with the names qemu-img shows for them.</summary>
 internal static class BackingChain
 {
     public static async Task<List<(string Name, IBlockDevice Device)>> WalkAsync(IBlockDevice image, string topName, CancellationToken ct)
     {
         var chain = new List<(string, IBlockDevice)> { (topName, image) };
         IBlockDevice? current = image;
-        while (current is Qcow2Image q && q.BackingLocation is { } location && chain.Count <= UrlDisk.Opening.OpenContext.MaxChainDepth)
+        while (current is IHasBacking q && q.BackingLocation is { } location && chain.Count <= UrlDisk.Opening.OpenContext.MaxChainDepth)
         {
             current = await q.GetBackingAsync(ct).ConfigureAwait(false);
             if (current is null)

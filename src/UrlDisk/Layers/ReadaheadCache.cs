@@ -35,7 +35,7 @@ internal sealed class ReadaheadCache : BlockDevice
         // A read as large as the readahead gains nothing from it, and caching a bulk reader's blocks only churns memory
         // (nbdcopy's 256 KiB reads through a 32 MiB cache grew serve to ~300 MiB): such reads go straight through.
         _bypassThreshold = (int)Math.Clamp(readahead, BypassMinimum, 16 << 20);
-        var details = new Dictionary<string, object?>(inner.Info.Details) { ["cache-size"] = (long)_maxBlocks * BlockSize };
+        var details = new Dictionary<string, object?>(inner.Info.Details) { ["readahead"] = readahead, ["cache-size"] = (long)_maxBlocks * BlockSize };
         Info = inner.Info with { Child = inner, Details = details };
         _tag = new("protocol", inner.Info.Driver);
     }

@@ -4,6 +4,7 @@ using UrlDisk.Formats.Vdi;
 using UrlDisk.Formats.Vhdx;
 using UrlDisk.Formats.Vmdk;
 using UrlDisk.Formats.Vpc;
+using UrlDisk.Layers;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;
 using UrlDisk.Sources.Http;
@@ -11,7 +12,7 @@ using UrlDisk.Sources.Tftp;
 
 namespace UrlDisk.Opening;
 
-/// <summary>The drivers the opener knows. New sources and formats register here.</summary>
+/// <summary>The drivers the opener knows. New sources, layers and formats register here.</summary>
 internal static class Drivers
 {
     public static IReadOnlyList<IProtocolDriver> Protocols { get; } =
@@ -22,6 +23,13 @@ internal static class Drivers
         new FtpDriver("ftp"),
         new FtpDriver("ftps"),
         new TftpDriver(),
+    ];
+
+    /// <summary>Layers over a source, in stacking order (bottom first): a new layer is one line here.</summary>
+    public static IReadOnlyList<ILayerDriver> Layers { get; } =
+    [
+        new FillCacheLayer(),
+        new ReadaheadLayer(),
     ];
 
     public static IReadOnlyList<IFormatDriver> Formats { get; } =

@@ -38,7 +38,13 @@ public static class ImageOpener
             formatDriver = Drivers.FindFormat(format) ?? throw new OptionException($"unknown format '{format}'; formats: {Drivers.FormatNames}");
         }
 
-        var file = await HttpDriver.OpenAsync(scheme, http, context, cancellationToken).ConfigureAwait(false);
+        // The layers' options come from the typed ones, so both paths stack the same layers.
+        var layerNode = new OptionTree();
+        layerNode["readahead"] = http.Readahead.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        layerNode["cache-size"] = http.CacheSize.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var layers = LayerStack.Plan(layerNode, Drivers.FindProtocol(scheme)!, Drivers.Layers);
+        var source = await HttpDriver.OpenAsync(scheme, http, context, cancellationToken).ConfigureAwait(false);
+        var file = await layers.StackAsync(source, new LayerContext(scheme, context), cancellationToken).ConfigureAwait(false);
         context = context with { BaseLocation = http.Url.ToString() };
         try
         {
@@ -144,9 +150,9 @@ public static class ImageOpener
             node[key] = filename;
         }
 
-        // header is repeatable: header.0, header.1 … are its values, not unknown options.
-        node.RejectUnknown(driver.Name, driver.OptionNames, driver.OptionNames.Contains("header") ? ["header"] : []);
-        return await driver.OpenAsync(node, context, cancellationToken).ConfigureAwait(false);
+        var layers = LayerStack.Plan(node, driver, Drivers.Layers);
+        var source = await driver.OpenAsync(layers.SourceNode, context, cancellationToken).ConfigureAwait(false);
+        return await layers.StackAsync(source, new LayerContext(driver.Name, context), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Reads the first bytes and picks the format that claims them most surely (raw when none does).</summary>

@@ -1,9 +1,7 @@
-using UrlDisk.Sources.File;
-
 namespace UrlDisk.Formats.Qcow2;
 
-/// <summary>A writable local file as an <see cref="IHostFile"/>.</summary>
-internal sealed class FileHostFile(FileSource file) : IHostFile
+/// <summary>A writable, growable host file (the <see cref="IGrowableFile"/> capability of the device below) as an <see cref="IHostFile"/>.</summary>
+internal sealed class FileHostFile(IGrowableFile file) : IHostFile
 {
     public long Length => file.Length;
 

@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
-using UrlDisk.Sources.File;
 
 namespace UrlDisk.Formats.Qcow2;
 
@@ -40,7 +39,7 @@ public sealed class Qcow2Checker
 
     /// <summary>Checks the qcow2 image in <paramref name="file"/> (its refcounts against its metadata) and repairs what <paramref name="repair"/> allows.</summary>
     /// <param name="file">the image file (not a format node), opened writable to repair</param>
-    /// <param name="repair">null, "leaks" or "all"; repair needs a writable <see cref="FileSource"/>.</param>
+    /// <param name="repair">null, "leaks" or "all"; repair needs a writable, growable host file (<see cref="IGrowableFile"/>).</param>
     public static async ValueTask<Qcow2CheckResult> CheckAsync(IBlockDevice file, string? repair, CancellationToken cancellationToken)
     {
         if (repair is not (null or "leaks" or "all"))
@@ -62,7 +61,7 @@ public sealed class Qcow2Checker
             return first;
         }
 
-        if (file is not FileSource { Info.CanWrite: true } writable)
+        if (file is not IGrowableFile { Info.CanWrite: true } writable)
         {
             throw new UrlDiskException("check: repairing needs the image opened for writing (a local file)");
         }
@@ -441,7 +440,7 @@ public sealed class Qcow2Checker
     }
 
     /// <summary>Sets stored refcounts to the computed ones (down for leaks; up too with <paramref name="all"/>) and fixes COPIED flags.</summary>
-    private static async ValueTask RepairAsync(FileSource file, Qcow2HeaderCluster hc, Qcow2CheckResult found, bool all, CancellationToken ct)
+    private static async ValueTask RepairAsync(IGrowableFile file, Qcow2HeaderCluster hc, Qcow2CheckResult found, bool all, CancellationToken ct)
     {
         var h = hc.Header;
         var checker = new Qcow2Checker(file, hc);
@@ -465,7 +464,7 @@ public sealed class Qcow2Checker
         await file.FlushAsync(ct).ConfigureAwait(false);
     }
 
-    private static async ValueTask FixCopiedFlagsAsync(FileSource file, Qcow2Header h, Qcow2Refcounts refcounts, CancellationToken ct)
+    private static async ValueTask FixCopiedFlagsAsync(IGrowableFile file, Qcow2Header h, Qcow2Refcounts refcounts, CancellationToken ct)
     {
         long cs = h.ClusterSize;
         var l1 = await Qcow2Image.ReadL1Async(file, (long)h.L1TableOffset, (int)h.L1Size, ct).ConfigureAwait(false);

@@ -1,5 +1,4 @@
 using UrlDisk.Opening;
-using UrlDisk.Sources.File;
 
 namespace UrlDisk.Formats.Qcow2;
 
@@ -39,7 +38,7 @@ internal sealed class Qcow2ConvertTarget : BlockDevice
     {
         if (existing)
         {
-            var file = FileSource.Open(path, writable: true);
+            var file = HostFiles.OpenWritable(path);
             Qcow2Image image;
             try
             {
@@ -82,8 +81,14 @@ internal sealed class Qcow2ConvertTarget : BlockDevice
     protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
         => _image.ReadAsync(offset, buffer, cancellationToken);
 
+    /// <summary>Data bytes written so far (zeros the copier skipped or wrote as zeroes are not counted).</summary>
+    public long DataWritten => Interlocked.Read(ref _dataWritten);
+
+    private long _dataWritten;
+
     protected override async ValueTask WriteCoreAsync(long offset, ReadOnlyMemory<byte> data, WriteOptions options, CancellationToken cancellationToken)
     {
+        Interlocked.Add(ref _dataWritten, data.Length);
         int cs = _image.ClusterSize;
         while (data.Length > 0)
         {

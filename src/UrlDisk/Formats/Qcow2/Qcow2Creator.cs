@@ -1,7 +1,6 @@
 using System.Buffers.Binary;
 using System.Numerics;
 using UrlDisk.Opening;
-using UrlDisk.Sources.File;
 
 namespace UrlDisk.Formats.Qcow2;
 
@@ -28,7 +27,7 @@ public static class Qcow2Creator
     internal static async Task<Qcow2Image> CreateAndOpenAsync(string path, long size, Qcow2CreateOptions? options, bool orderWrites, CancellationToken cancellationToken)
     {
         await CreateAsync(path, size, options, cancellationToken).ConfigureAwait(false);
-        var file = FileSource.Open(path, writable: true);
+        var file = HostFiles.OpenWritable(path);
         try
         {
             var context = new OpenContext { Writable = true, BaseLocation = path };

@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using UrlDisk.Opening;
-using UrlDisk.Sources.File;
 
 namespace UrlDisk.Formats.Qcow2;
 
@@ -9,7 +8,7 @@ namespace UrlDisk.Formats.Qcow2;
 /// zero clusters, extended L2 subclusters and a lazily opened backing chain; writes when the source is a
 /// writable local file.
 /// </summary>
-internal sealed partial class Qcow2Image : BlockDevice
+internal sealed partial class Qcow2Image : BlockDevice, IHasBacking
 {
     private const int MaxL1Bytes = 32 * 1024 * 1024;
     private const int MaxSnapshots = 65536;
@@ -20,7 +19,7 @@ internal sealed partial class Qcow2Image : BlockDevice
     private readonly OpenContext _context;
     private ulong[] _l1; // replaced when resize grows the L1 table
     private readonly L2TableCache _l2Cache;
-    private readonly BackingFile? _backing;
+    private readonly BackingImage? _backing;
     private readonly SemaphoreSlim _metadataLock = new(1, 1);
     private Qcow2Refcounts? _refcounts;
     private Qcow2HeaderCluster _headerCluster;
@@ -43,7 +42,7 @@ internal sealed partial class Qcow2Image : BlockDevice
         _l2Cache = new L2TableCache((int)Math.Clamp(32L * 1024 * 1024 / ClusterSize, 16, 4096));
         if (headerCluster.BackingFile is { } name && !context.NoBacking)
         {
-            _backing = new BackingFile(name, headerCluster.BackingFormat, context);
+            _backing = BackingChain.Resolve(name, headerCluster.BackingFormat, context, "qcow2");
         }
 
         bool writable = writableFile is not null;
@@ -93,7 +92,7 @@ internal sealed partial class Qcow2Image : BlockDevice
         => _backing is null ? ValueTask.FromResult<IBlockDevice?>(null) : _backing.GetAsync(cancellationToken);
 
     public static ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, CancellationToken cancellationToken)
-        => OpenAsync(file, context, context.Writable && file is FileSource { Info.CanWrite: true } fs ? new FileHostFile(fs) : null, cancellationToken);
+        => OpenAsync(file, context, context.Writable && file is IGrowableFile { Info.CanWrite: true } growable ? new FileHostFile(growable) : null, cancellationToken);
 
     /// <summary>Opens the image; writes go to <paramref name="writer"/> (null: read-only).</summary>
     /// <param name="orderWrites">
@@ -102,11 +101,6 @@ internal sealed partial class Qcow2Image : BlockDevice
     /// </param>
     internal static async ValueTask<Qcow2Image> OpenAsync(IBlockDevice file, OpenContext context, IHostFile? writer, CancellationToken cancellationToken, bool orderWrites = true)
     {
-        if (context.Depth > OpenContext.MaxChainDepth)
-        {
-            throw new ImageFormatException($"qcow2: backing chain is deeper than {OpenContext.MaxChainDepth} images");
-        }
-
         int headLength = (int)Math.Min(file.Length, 64 * 1024);
         var head = new byte[headLength];
         await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);

@@ -93,7 +93,7 @@ internal sealed class VdiImage : BlockDevice
         while (offset < end && list.Count < 100_000)
         {
             var (allocated, host, n) = Run(offset, end - offset);
-            list.Add(allocated ? new Extent(offset, n, ExtentFlags.Data, 0, host) : new Extent(offset, n, ExtentFlags.Hole | ExtentFlags.Zero));
+            ExtentRuns.Add(list, allocated ? new Extent(offset, n, ExtentFlags.Data, 0, host) : new Extent(offset, n, ExtentFlags.Hole | ExtentFlags.Zero));
             offset += n;
         }
 

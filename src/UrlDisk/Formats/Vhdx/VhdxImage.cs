@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using UrlDisk.Formats.Qcow2;
 using UrlDisk.Opening;
 
 namespace UrlDisk.Formats.Vhdx;
@@ -11,7 +10,7 @@ namespace UrlDisk.Formats.Vhdx;
 /// take the blocks (or, for partially present blocks, the sectors) they lack from their parent. A dirty log is
 /// replayed in memory.
 /// </summary>
-internal sealed class VhdxImage : BlockDevice
+internal sealed class VhdxImage : BlockDevice, IHasBacking
 {
     private const long MiB = 1 << 20;
     private const int MaxBatEntries = 1 << 24;
@@ -20,10 +19,10 @@ internal sealed class VhdxImage : BlockDevice
     private readonly ulong[] _bat;
     private readonly long _chunkRatio;
     private readonly Dictionary<long, byte[]?> _logPages;
-    private readonly BackingFile? _parent;
+    private readonly BackingImage? _parent;
     private readonly long _batOffset;
 
-    private VhdxImage(IBlockDevice file, VhdxHeader header, VhdxMetadata metadata, ulong[] bat, long batOffset, long chunkRatio, Dictionary<long, byte[]?> logPages, BackingFile? parent)
+    private VhdxImage(IBlockDevice file, VhdxHeader header, VhdxMetadata metadata, ulong[] bat, long batOffset, long chunkRatio, Dictionary<long, byte[]?> logPages, BackingImage? parent)
     {
         _file = file;
         Header = header;
@@ -52,6 +51,12 @@ internal sealed class VhdxImage : BlockDevice
     public bool LogReplayed => _logPages.Count > 0;
 
     public string? ParentLocation => _parent?.Location;
+
+    string? IHasBacking.BackingLocation => ParentLocation;
+
+    /// <summary>Opens the parent (once) and returns it; null when there is none.</summary>
+    public ValueTask<IBlockDevice?> GetBackingAsync(CancellationToken cancellationToken = default)
+        => _parent is null ? ValueTask.FromResult<IBlockDevice?>(null) : _parent.GetAsync(cancellationToken);
 
     public override long Length => (long)Metadata.VirtualDiskSize;
 
@@ -154,11 +159,11 @@ internal sealed class VhdxImage : BlockDevice
             bat[i] = BinaryPrimitives.ReadUInt64LittleEndian(batBytes.AsSpan(i * 8));
         }
 
-        BackingFile? parent = null;
+        BackingImage? parent = null;
         if (metadata.HasParent && !context.NoBacking)
         {
             string name = ParentName(metadata.ParentLocator);
-            parent = new BackingFile(name, "vhdx", context, "vhdx");
+            parent = BackingChain.Resolve(name, "vhdx", context, "vhdx");
         }
 
         return new VhdxImage(file, header, metadata, bat, batRegion.Offset, chunkRatio, logPages, parent);

@@ -42,10 +42,7 @@ internal static class ExtentLocation
     public static async ValueTask<IBlockDevice> OpenAsync(string name, OpenContext context, CancellationToken cancellationToken)
     {
         string location = Resolve(name, context.BaseLocation);
-        if (context.BaseLocation is { } self && !BackingName.IsLocal(self) && BackingName.IsLocal(location))
-        {
-            throw new ImageFormatException($"vmdk: the remote descriptor '{Redact.Spec(self)}' names a local extent '{Redact.Spec(location)}'; refused");
-        }
+        BackingChain.RefuseLocalFromRemote(context.BaseLocation, location, "vmdk: the remote descriptor", "extent");
 
         var readOnly = context with { Writable = false, CopyOnRead = false };
         if (!IsAbsolute(name) && context.BaseProtocolNode is { } node && (node["url"] ?? node["filename"]) == context.BaseLocation)

@@ -1,5 +1,4 @@
 using System.Buffers.Binary;
-using UrlDisk.Formats.Qcow2;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
 
@@ -25,11 +24,6 @@ internal sealed class VmdkFormatDriver : IFormatDriver
     public async ValueTask<IBlockDevice> OpenAsync(IBlockDevice file, OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {
         node.RejectUnknown(Name, OptionNames);
-        if (context.Depth > OpenContext.MaxChainDepth)
-        {
-            throw new ImageFormatException($"vmdk: parent chain is deeper than {OpenContext.MaxChainDepth} images");
-        }
-
         var head = new byte[(int)Math.Min(file.Length, 512)];
         await file.ReadAsync(0, head, cancellationToken).ConfigureAwait(false);
         if (head.Length >= 4 && BinaryPrimitives.ReadUInt32LittleEndian(head) == CowdMagic)
@@ -153,8 +147,8 @@ internal sealed class VmdkFormatDriver : IFormatDriver
     }
 
     /// <summary>The parent of a differencing disk (parentCID set and a parentFileNameHint), opened on first use.</summary>
-    private static BackingFile? Parent(VmdkDescriptor? descriptor, OpenContext context)
+    private static BackingImage? Parent(VmdkDescriptor? descriptor, OpenContext context)
         => descriptor is { ParentCid: not VmdkDescriptor.NoParent, ParentFileNameHint: { Length: > 0 } hint } && !context.NoBacking
-            ? new BackingFile(hint, null, context)
+            ? BackingChain.Resolve(hint, null, context, "vmdk")
             : null;
 }

@@ -1,4 +1,3 @@
-using UrlDisk.Formats.Qcow2;
 using UrlDisk.Opening;
 
 namespace UrlDisk.Formats.Vmdk;
@@ -7,15 +6,15 @@ namespace UrlDisk.Formats.Vmdk;
 /// A VMDK: its extents laid end to end (sparse, flat or zero), and for a differencing disk the parent named by
 /// <c>parentFileNameHint</c>, read where a sparse extent has no grain. Read-only.
 /// </summary>
-internal sealed class VmdkImage : BlockDevice
+internal sealed class VmdkImage : BlockDevice, IHasBacking
 {
     private readonly VmdkExtent[] _extents;
     private readonly long[] _starts;
     private readonly IBlockDevice _file;
-    private readonly BackingFile? _backing;
+    private readonly BackingImage? _backing;
     private readonly long _length;
 
-    internal VmdkImage(IBlockDevice file, VmdkDescriptor? descriptor, IReadOnlyList<(VmdkExtent Extent, string Name, string Format)> extents, BackingFile? backing)
+    internal VmdkImage(IBlockDevice file, VmdkDescriptor? descriptor, IReadOnlyList<(VmdkExtent Extent, string Name, string Format)> extents, BackingImage? backing)
     {
         _file = file;
         _extents = [.. extents.Select(e => e.Extent)];
@@ -80,6 +79,10 @@ internal sealed class VmdkImage : BlockDevice
 
     /// <summary>Where the parent of a differencing disk is opened from.</summary>
     public string? BackingLocation => _backing?.Location;
+
+    /// <summary>Opens the parent (once) and returns it; null when there is none.</summary>
+    public ValueTask<IBlockDevice?> GetBackingAsync(CancellationToken cancellationToken = default)
+        => _backing is null ? ValueTask.FromResult<IBlockDevice?>(null) : _backing.GetAsync(cancellationToken);
 
     protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
     {

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.Buffers.Binary;
-using UrlDisk.Formats.Qcow2;
 using UrlDisk.Opening;
 
 namespace UrlDisk.Formats.Vpc;
@@ -9,7 +8,7 @@ namespace UrlDisk.Formats.Vpc;
 /// A VHD (qemu's "vpc") image, read-only: fixed (the data, then the footer), dynamic (a block allocation table of
 /// blocks, each a sector bitmap and data) and differencing (a dynamic image whose absent sectors come from a parent).
 /// </summary>
-internal sealed class VpcImage : BlockDevice
+internal sealed class VpcImage : BlockDevice, IHasBacking
 {
     /// <summary>qemu's limit (VHD_MAX_SECTORS): about 2040 GiB.</summary>
     public const long MaxSectors = 0xff000000L;
@@ -24,10 +23,10 @@ internal sealed class VpcImage : BlockDevice
     private readonly uint[] _bat;
     private readonly int _blockSize;
     private readonly int _bitmapSize;
-    private readonly BackingFile? _parent;
+    private readonly BackingImage? _parent;
     private readonly long _dataEnd;
 
-    private VpcImage(IBlockDevice file, VpcFooter footer, VpcDynamicHeader? header, uint[] bat, long length, BackingFile? parent)
+    private VpcImage(IBlockDevice file, VpcFooter footer, VpcDynamicHeader? header, uint[] bat, long length, BackingImage? parent)
     {
         _file = file;
         Footer = footer;
@@ -62,6 +61,12 @@ internal sealed class VpcImage : BlockDevice
 
     /// <summary>The resolved location of the parent of a differencing image.</summary>
     public string? ParentLocation => _parent?.Location;
+
+    string? IHasBacking.BackingLocation => ParentLocation;
+
+    /// <summary>Opens the parent (once) and returns it; null when there is none.</summary>
+    public ValueTask<IBlockDevice?> GetBackingAsync(CancellationToken cancellationToken = default)
+        => _parent is null ? ValueTask.FromResult<IBlockDevice?>(null) : _parent.GetAsync(cancellationToken);
 
     public override long Length => _length;
 
@@ -118,11 +123,11 @@ internal sealed class VpcImage : BlockDevice
         }
 
         var bat = await ReadTableAsync(file, (long)header.TableOffset, (int)needed, cancellationToken).ConfigureAwait(false);
-        BackingFile? parent = null;
+        BackingImage? parent = null;
         if (footer.DiskType == VpcDiskType.Differencing && !context.NoBacking)
         {
             string name = await VpcParentName.FindAsync(file, header, cancellationToken).ConfigureAwait(false);
-            parent = new BackingFile(name, "vpc", context, "vpc");
+            parent = BackingChain.Resolve(name, "vpc", context, "vpc");
         }
 
         return new VpcImage(file, footer, header, bat, length, parent);

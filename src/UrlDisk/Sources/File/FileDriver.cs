@@ -12,6 +12,8 @@ internal sealed class FileDriver : IProtocolDriver
 
     public IReadOnlyCollection<string> OptionNames { get; } = ["filename"];
 
+    public SourceTraits Traits => SourceTraits.None;
+
     public ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {
         string name = node.GetRequiredString(Name, "filename");

@@ -3,7 +3,7 @@ using Microsoft.Win32.SafeHandles;
 namespace UrlDisk.Sources.File;
 
 /// <summary>A local file (or block device) with positional I/O through <see cref="RandomAccess"/>.</summary>
-internal sealed class FileSource : BlockDevice
+internal sealed class FileSource : BlockDevice, IGrowableFile
 {
     private readonly SafeFileHandle _handle;
     private readonly bool _writable;

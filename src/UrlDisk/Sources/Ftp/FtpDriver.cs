@@ -15,6 +15,8 @@ internal sealed class FtpDriver(string scheme) : IProtocolDriver
 
     public IReadOnlyCollection<string> OptionNames => FtpSettings.OptionNames;
 
+    public SourceTraits Traits => SourceTraits.Remote | SourceTraits.Ranges | SourceTraits.Sequential;
+
     public async ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {
         if (context.Writable)

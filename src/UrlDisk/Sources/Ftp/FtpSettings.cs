@@ -32,7 +32,6 @@ internal sealed record FtpSettings
     public TimeSpan Timeout { get; init; } = TimeSpan.FromSeconds(30);
     public int Connections { get; init; } = 4;
     public int Retries { get; init; } = 5;
-    public int ReadAhead { get; init; } = 256 * 1024;
 
     /// <summary>The URL without credentials, for messages.</summary>
     public required string DisplayUrl { get; init; }
@@ -60,7 +59,7 @@ internal sealed record FtpSettings
     private const string AnonymousPassword = "urldisk@";
 
     public static IReadOnlyCollection<string> OptionNames { get; } =
-        ["url", "username", "password-file", "tls", "sslverify", "cafile", "timeout", "connections", "retries", "readahead"];
+        ["url", "username", "password-file", "tls", "sslverify", "cafile", "timeout", "connections", "retries"];
 
     public static FtpSettings FromNode(string driver, OptionTree node)
     {
@@ -176,12 +175,6 @@ internal sealed record FtpSettings
             }
         }
 
-        long readahead = node.GetSize("readahead", 256 * 1024);
-        if (readahead < 0 || readahead > 64 * 1024 * 1024)
-        {
-            throw new OptionException($"{driver}: option '{node.Path}readahead': must be from 0 to 64M");
-        }
-
         int defaultPort = tls == FtpTlsMode.Implicit ? 990 : 21;
         return new FtpSettings
         {
@@ -197,7 +190,6 @@ internal sealed record FtpSettings
             Timeout = TimeSpan.FromSeconds(node.GetSeconds("timeout", 30, 10000)),
             Connections = node.GetInt("connections", 4, 1, 64),
             Retries = node.GetInt("retries", 5, 0, 100),
-            ReadAhead = (int)readahead,
             DisplayUrl = display,
         };
     }

@@ -6,18 +6,14 @@ namespace UrlDisk.Sources.Ftp;
 
 /// <summary>
 /// A file on an FTP or FTPS server as a read-only block device. Each read is a REST + RETR on a pooled control
-/// connection, stopped as soon as the range (widened by <c>readahead</c>) has arrived; the last few fetched chunks
-/// answer later reads that fall inside them.
+/// connection, stopped as soon as the range has arrived; the opener stacks the readahead cache over it.
 /// </summary>
-internal sealed class FtpSource : BlockDevice, IHasContentIdentity
+internal sealed class FtpSource : BlockDevice, IHasContentIdentity, IRemoteRangeSource
 {
-    private const int KeptChunks = 8;
-
     private readonly FtpSettings _settings;
     private readonly FtpConnectionPool _pool;
     private readonly RetryPolicy _retry;
     private readonly KeyValuePair<string, object?> _tag;
-    private readonly LinkedList<(long Offset, byte[] Data)> _chunks = new();
     private readonly long _length;
 
     private FtpSource(FtpSettings settings, FtpConnectionPool pool, RetryPolicy retry, FtpControlConnection first)
@@ -38,7 +34,6 @@ internal sealed class FtpSource : BlockDevice, IHasContentIdentity
             ["server"] = first.Greeting,
             ["size"] = first.Size,
             ["connections"] = settings.Connections,
-            ["readahead"] = settings.ReadAhead,
         };
         if (first.Modified is { } m)
         {
@@ -68,7 +63,7 @@ internal sealed class FtpSource : BlockDevice, IHasContentIdentity
 
     /// <summary>
     /// Logs in once to learn the file, then gives random access: REST + RETR ranges when the server can resume and
-    /// tells the size; otherwise a <see cref="FillCache"/> over one whole-file RETR.
+    /// tells the size; otherwise one whole-file RETR as a <see cref="SequentialSourceDevice"/>, for the fill cache.
     /// </summary>
     internal static async Task<IBlockDevice> OpenAsync(FtpSettings settings, OpenContext context, CancellationToken cancellationToken)
     {
@@ -95,9 +90,7 @@ internal sealed class FtpSource : BlockDevice, IHasContentIdentity
                 details.Remove("size");
             }
 
-            var sequential = new FtpSequentialSource(settings, pool, first.Size >= 0 ? first.Size : null, details);
-            return await FillCache.CreateAsync(sequential, new FillCacheOptions { Directory = context.CacheDirectory, Retries = settings.Retries, Logger = logger }, cancellationToken)
-                .ConfigureAwait(false);
+            return new SequentialSourceDevice(new FtpSequentialSource(settings, pool, first.Size >= 0 ? first.Size : null, details), settings.Retries, "UrlDisk.Ftp");
         }
         catch
         {
@@ -106,31 +99,8 @@ internal sealed class FtpSource : BlockDevice, IHasContentIdentity
         }
     }
 
-    protected override async ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
-    {
-        if (TryReadKept(offset, buffer.Span))
-        {
-            UrlDiskMetrics.CacheHits.Add(1, _tag);
-            UrlDiskMetrics.BytesRead.Add(buffer.Length, _tag);
-            return;
-        }
-
-        UrlDiskMetrics.CacheMisses.Add(1, _tag);
-        long want = Math.Min(Math.Max(buffer.Length, _settings.ReadAhead), _length - offset);
-        if (want <= buffer.Length)
-        {
-            await FetchAsync(offset, buffer, cancellationToken).ConfigureAwait(false);
-        }
-        else
-        {
-            var chunk = new byte[want];
-            await FetchAsync(offset, chunk, cancellationToken).ConfigureAwait(false);
-            chunk.AsSpan(0, buffer.Length).CopyTo(buffer.Span);
-            Keep(offset, chunk);
-        }
-
-        UrlDiskMetrics.BytesRead.Add(buffer.Length, _tag);
-    }
+    protected override ValueTask ReadCoreAsync(long offset, Memory<byte> buffer, CancellationToken cancellationToken)
+        => new(FetchAsync(offset, buffer, cancellationToken));
 
     /// <summary>
     /// REST + RETR of the range. A retry resumes after the bytes already received, and attempts that receive some do
@@ -158,38 +128,6 @@ internal sealed class FtpSource : BlockDevice, IHasContentIdentity
                 await _pool.ReturnAsync(conn).ConfigureAwait(false);
             }
         }, () => done, cancellationToken).ConfigureAwait(false);
-    }
-
-    private bool TryReadKept(long offset, Span<byte> destination)
-    {
-        lock (_chunks)
-        {
-            for (var node = _chunks.First; node is not null; node = node.Next)
-            {
-                var (start, data) = node.Value;
-                if (offset >= start && offset + destination.Length <= start + data.Length)
-                {
-                    data.AsSpan((int)(offset - start), destination.Length).CopyTo(destination);
-                    _chunks.Remove(node);
-                    _chunks.AddFirst(node);
-                    return true;
-                }
-            }
-        }
-
-        return false;
-    }
-
-    private void Keep(long offset, byte[] data)
-    {
-        lock (_chunks)
-        {
-            _chunks.AddFirst((offset, data));
-            if (_chunks.Count > KeptChunks)
-            {
-                _chunks.RemoveLast();
-            }
-        }
     }
 
     protected override ValueTask DisposeCoreAsync() => _pool.DisposeAsync();

@@ -1,5 +1,3 @@
-using Microsoft.Extensions.Logging;
-using UrlDisk.Diagnostics;
 using UrlDisk.Layers;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
@@ -7,8 +5,9 @@ using UrlDisk.Specs;
 namespace UrlDisk.Sources.Http;
 
 /// <summary>
-/// The <c>http</c> and <c>https</c> drivers: an <see cref="HttpSource"/> under a <see cref="ReadaheadCache"/>;
-/// for a server without byte ranges, one whole-file transfer into a <see cref="FillCache"/> instead of QEMU's hard error.
+/// The <c>http</c> and <c>https</c> drivers: a bare <see cref="HttpSource"/>; for a server without byte ranges, its
+/// whole-file transfer as a <see cref="SequentialSourceDevice"/> (the opener stacks a fill cache on it instead of
+/// QEMU's hard error).
 /// </summary>
 internal sealed class HttpDriver(string name) : IProtocolDriver
 {
@@ -18,6 +17,8 @@ internal sealed class HttpDriver(string name) : IProtocolDriver
 
     public IReadOnlyCollection<string> OptionNames => HttpSourceOptions.Names;
 
+    public SourceTraits Traits => SourceTraits.Remote | SourceTraits.Ranges | SourceTraits.Sequential;
+
     public ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
         => OpenAsync(Name, HttpSourceOptions.Parse(Name, node), context, cancellationToken);
 
@@ -25,15 +26,6 @@ internal sealed class HttpDriver(string name) : IProtocolDriver
     public static async ValueTask<IBlockDevice> OpenAsync(string name, HttpSourceOptions options, OpenContext context, CancellationToken cancellationToken)
     {
         var source = await HttpSource.OpenAsync(name, options, context, cancellationToken).ConfigureAwait(false);
-        var logger = UrlDiskLogging.Create(context, "UrlDisk.Http");
-        if (!source.SupportsRanges)
-        {
-            logger.LogInformation("{Protocol}: no byte ranges: one whole-file transfer into a fill cache in {Directory}", name, context.CacheDirectory ?? "the temp directory");
-            var fillOptions = new FillCacheOptions { Directory = context.CacheDirectory, Retries = options.Retries, Logger = logger };
-            return await FillCache.CreateAsync(new HttpSequentialSource(source), fillOptions, cancellationToken).ConfigureAwait(false);
-        }
-
-        logger.LogDebug("{Protocol}: read cache of {CacheSize} bytes with {Readahead} bytes of readahead", name, options.CacheSize, options.Readahead);
-        return new ReadaheadCache(source, options.Readahead, options.CacheSize);
+        return source.SupportsRanges ? source : new SequentialSourceDevice(new HttpSequentialSource(source), options.Retries, "UrlDisk.Http");
     }
 }

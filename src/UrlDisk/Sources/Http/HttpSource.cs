@@ -18,7 +18,7 @@ namespace UrlDisk.Sources.Http;
 /// Every request has the <c>timeout</c>; transient failures are retried under the <see cref="RetryPolicy"/>,
 /// resuming where the body stopped.
 /// </summary>
-internal sealed class HttpSource : BlockDevice, IHasContentIdentity
+internal sealed class HttpSource : BlockDevice, IHasContentIdentity, IRemoteRangeSource
 {
     private const int MaxRedirects = 10;
 
@@ -71,9 +71,6 @@ internal sealed class HttpSource : BlockDevice, IHasContentIdentity
     public override long Length => _length;
 
     public override BlockDeviceInfo Info => _info;
-
-    /// <summary>The URL every range request goes to, after redirects.</summary>
-    public Uri FinalUrl => _url;
 
     /// <summary>The final URL (without user info), size and validators seen at open; null without a known size.</summary>
     public ContentIdentity? ContentIdentity => _length < 0 ? null : new(
@@ -134,7 +131,6 @@ internal sealed class HttpSource : BlockDevice, IHasContentIdentity
             ["http-version"] = _httpVersion.ToString(),
             ["etag"] = _validators.ETag?.ToString(),
             ["last-modified"] = _validators.LastModified?.ToString("R", CultureInfo.InvariantCulture),
-            ["readahead"] = _options.Readahead,
             ["connections"] = _options.Connections,
             ["sslverify"] = _protocol == "https" ? _options.SslVerify : null,
         };

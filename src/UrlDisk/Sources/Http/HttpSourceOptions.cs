@@ -10,18 +10,18 @@ public sealed record HttpSourceOptions
 {
     internal static readonly IReadOnlyCollection<string> Names =
     [
-        "url", "readahead", "sslverify", "timeout", "cookie", "username", "password-file",
+        "url", "sslverify", "timeout", "cookie", "username", "password-file",
         "proxy", "proxy-username", "proxy-password-file", "force-range",
-        "connections", "cafile", "retries", "cache-size",
+        "connections", "cafile", "retries",
         "header", "bearer-token-file", "user-agent", "header-script",
     ];
 
     /// <summary>The default <see cref="Readahead"/>: 256 KiB.</summary>
-    public const long DefaultReadahead = 256 * 1024;
+    public const long DefaultReadahead = Layers.ReadaheadLayer.DefaultReadahead;
 
     /// <summary>The URL without user info; credentials live in <see cref="Username"/>/<see cref="Password"/>.</summary>
     public required Uri Url { get; init; }
-    /// <summary>Bytes fetched ahead of a read (<c>readahead</c>; a multiple of 512, at most 256M).</summary>
+    /// <summary>Bytes fetched ahead of a read (<c>readahead</c>, an option of the readahead layer; a multiple of 512, at most 256M).</summary>
     public long Readahead { get; init; } = DefaultReadahead;
     /// <summary>Verify the server's TLS certificate (<c>sslverify</c>; default on).</summary>
     public bool SslVerify { get; init; } = true;
@@ -47,8 +47,8 @@ public sealed record HttpSourceOptions
     public X509Certificate2Collection? CaCertificates { get; init; }
     /// <summary>Failed attempts in a row without progress before a read fails (<c>retries</c>, 0 to 100).</summary>
     public int Retries { get; init; } = 5;
-    /// <summary>Bytes of the read cache (<c>cache-size</c>).</summary>
-    public long CacheSize { get; init; } = 32L << 20;
+    /// <summary>Bytes of the read cache (<c>cache-size</c>, an option of the readahead layer).</summary>
+    public long CacheSize { get; init; } = Layers.ReadaheadLayer.DefaultCacheSize;
 
     /// <summary>
     /// Extra request headers as <c>Name: value</c> lines (<c>header</c>, repeatable), sent like credentials: only to
@@ -69,7 +69,7 @@ public sealed record HttpSourceOptions
     /// </summary>
     public string? HeaderScript { get; init; }
 
-    /// <summary>Validates a protocol node for driver <paramref name="driver"/> ("http" or "https").</summary>
+    /// <summary>Validates a protocol node for driver <paramref name="driver"/> ("http" or "https"); <c>readahead</c> and <c>cache-size</c> belong to the readahead layer.</summary>
     internal static HttpSourceOptions Parse(string driver, OptionTree node)
     {
         node.RejectUnknown(driver, Names, "header");
@@ -104,17 +104,6 @@ public sealed record HttpSourceOptions
             throw new OptionException($"{driver}: password-file is given but no username (set username or put user@ in the URL)");
         }
 
-        long readahead = node.GetSize("readahead", DefaultReadahead);
-        if (readahead % 512 != 0)
-        {
-            throw new OptionException($"{driver}: readahead {readahead} is not a multiple of 512 (sizes take T/G/M/K/k/b suffixes; default 256k)");
-        }
-
-        if (readahead > 256L << 20)
-        {
-            throw new OptionException($"{driver}: readahead {readahead} is too large; at most 256M");
-        }
-
         Uri? proxy = null;
         if (node["proxy"] is { } p)
         {
@@ -126,7 +115,6 @@ public sealed record HttpSourceOptions
 
         var caCertificates = ReadCaFile(driver, node);
 
-        long cacheSize = node.GetSize("cache-size", 32L << 20);
         var headers = new List<string>();
         if (node["header"] is { } single)
         {
@@ -170,7 +158,6 @@ public sealed record HttpSourceOptions
         return new HttpSourceOptions
         {
             Url = uri,
-            Readahead = readahead,
             SslVerify = node.GetBool("sslverify", true),
             Timeout = TimeSpan.FromSeconds(node.GetSeconds("timeout", 30, 10000)),
             Cookie = node["cookie"],
@@ -183,7 +170,6 @@ public sealed record HttpSourceOptions
             Connections = node.GetInt("connections", 8, 1, 256),
             CaCertificates = caCertificates,
             Retries = node.GetInt("retries", 5, 0, 100),
-            CacheSize = cacheSize,
             Headers = headers,
             BearerToken = bearer,
             UserAgent = userAgent,

@@ -1,11 +1,10 @@
-using UrlDisk.Diagnostics;
 using UrlDisk.Layers;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
 
 namespace UrlDisk.Sources.Tftp;
 
-/// <summary><c>tftp://host[:port]/path</c>: read through a <see cref="FillCache"/>, since TFTP cannot fetch a byte range.</summary>
+/// <summary><c>tftp://host[:port]/path</c>: a <see cref="SequentialSourceDevice"/> the opener stacks a fill cache on, since TFTP cannot fetch a byte range.</summary>
 internal sealed class TftpDriver : IProtocolDriver
 {
     public string Name => "tftp";
@@ -13,6 +12,8 @@ internal sealed class TftpDriver : IProtocolDriver
     public IReadOnlyCollection<string> Schemes { get; } = ["tftp"];
 
     public IReadOnlyCollection<string> OptionNames => TftpSettings.OptionNames;
+
+    public SourceTraits Traits => SourceTraits.Remote | SourceTraits.Sequential;
 
     public async ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {
@@ -23,7 +24,7 @@ internal sealed class TftpDriver : IProtocolDriver
 
         var settings = TftpSettings.FromNode(node);
         var source = await TftpSource.OpenAsync(settings, cancellationToken).ConfigureAwait(false);
-        return await FillCache.CreateAsync(source, new FillCacheOptions { Directory = context.CacheDirectory, KeepFile = settings.KeepCache, Logger = UrlDiskLogging.Create(context, "UrlDisk.Tftp") }, cancellationToken)
-            .ConfigureAwait(false);
+        // TFTP retries lost packets itself; a failed whole transfer starts again as the fill cache's default allows.
+        return new SequentialSourceDevice(source, new FillCacheOptions().Retries, "UrlDisk.Tftp");
     }
 }

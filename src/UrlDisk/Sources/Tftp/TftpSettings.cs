@@ -28,9 +28,7 @@ internal sealed record TftpSettings
     /// <summary>Ask the server for the size (RFC 2349).</summary>
     public bool RequestSize { get; init; } = true;
 
-    public bool KeepCache { get; init; }
-
-    public static IReadOnlyCollection<string> OptionNames { get; } = ["url", "blksize", "windowsize", "timeout", "retries", "tsize", "keep-cache"];
+    public static IReadOnlyCollection<string> OptionNames { get; } = ["url", "blksize", "windowsize", "timeout", "retries", "tsize"];
 
     public static TftpSettings FromNode(OptionTree node)
     {
@@ -73,7 +71,6 @@ internal sealed record TftpSettings
             Timeout = TimeSpan.FromSeconds(node.GetSeconds("timeout", 1, 255)),
             Retries = node.GetInt("retries", 6, 0, 100),
             RequestSize = node.GetBool("tsize", true),
-            KeepCache = node.GetBool("keep-cache", false),
         };
     }
 }
