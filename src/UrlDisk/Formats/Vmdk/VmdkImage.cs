@@ -42,7 +42,7 @@ internal sealed class VmdkImage : BlockDevice, IHasBacking
     }
 
     /// <summary>qemu-img info's facts: the first extent's cluster size, the parent hint, and the descriptor as format-specific data.</summary>
-    private static Dictionary<string, object?> BuildDetails(VmdkDescriptor? descriptor, IReadOnlyList<(VmdkExtent Extent, string Name, string Format)> extents, BackingFile? backing)
+    private static Dictionary<string, object?> BuildDetails(VmdkDescriptor? descriptor, IReadOnlyList<(VmdkExtent Extent, string Name, string Format)> extents, BackingImage? backing)
     {
         var described = extents.Select(e => e.Extent.Describe(e.Name, e.Format)).ToList();
         var d = new Dictionary<string, object?>();
