@@ -7,6 +7,7 @@ using UrlDisk.Formats.Vpc;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;
 using UrlDisk.Sources.Http;
+using UrlDisk.Sources.Nbd;
 using UrlDisk.Sources.Tftp;
 
 namespace UrlDisk.Opening;
@@ -22,6 +23,7 @@ internal static class Drivers
         new FtpDriver("ftp"),
         new FtpDriver("ftps"),
         new TftpDriver(),
+        new NbdDriver(),
     ];
 
     public static IReadOnlyList<IFormatDriver> Formats { get; } =
