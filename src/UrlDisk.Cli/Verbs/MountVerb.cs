@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Diagnostics;
 using System.Runtime.InteropServices;
 using UrlDisk.Cli.Fuse;
 using UrlDisk.Opening;
@@ -172,58 +171,10 @@ internal static class MountVerb
         return string.IsNullOrWhiteSpace(name) || name.Contains('\0') || name is "." or ".." ? "disk.raw" : name + ".raw";
     }
 
-    /// <summary>
-    /// --daemon: starts this command again in the foreground as a background process, relays its messages until it
-    /// reports the mount live (exit 0) or fails (its exit code). It then detaches (setsid, output to /dev/null).
-    /// </summary>
-    private static async Task<int> RunInBackgroundAsync(CancellationToken ct)
-    {
-        string[] all = Environment.GetCommandLineArgs();
-        string process = Environment.ProcessPath ?? all[0];
-        var psi = new ProcessStartInfo(process) { RedirectStandardError = true, RedirectStandardOutput = true, RedirectStandardInput = true, UseShellExecute = false };
-        if (Path.GetFileNameWithoutExtension(process) == "dotnet")
-        {
-            psi.ArgumentList.Add(all[0]); // the JIT build: dotnet UrlDisk.Cli.dll
-        }
+    private static Task<int> RunInBackgroundAsync(CancellationToken ct)
+        => BackgroundStart.RunAsync("--daemon", DaemonChildVariable, MountedMarker, "mount", ct);
 
-        foreach (string a in all.Skip(1))
-        {
-            if (a != "--daemon")
-            {
-                psi.ArgumentList.Add(a);
-            }
-        }
-
-        psi.Environment[DaemonChildVariable] = "1";
-        using var child = Process.Start(psi) ?? throw new IOException("could not start the background mount process");
-        child.StandardInput.Close();
-        while (await child.StandardError.ReadLineAsync(ct).ConfigureAwait(false) is { } line)
-        {
-            Console.Error.WriteLine(line);
-            if (line.StartsWith(MountedMarker, StringComparison.Ordinal))
-            {
-                Console.Error.WriteLine($"urldisk: serving the mount in the background (pid {child.Id})");
-                return 0;
-            }
-        }
-
-        await child.WaitForExitAsync(ct).ConfigureAwait(false);
-        return child.ExitCode == 0 ? 1 : child.ExitCode;
-    }
-
-    /// <summary>The background process leaves the parent's session and stops writing to the parent's pipes.</summary>
-    private static void Detach()
-    {
-        FuseNative.SetSid();
-        int devNull = FuseNative.Open("/dev/null", FuseNative.ORdWr);
-        if (devNull >= 0)
-        {
-            FuseNative.Dup2(devNull, 0);
-            FuseNative.Dup2(devNull, 1);
-            FuseNative.Dup2(devNull, 2);
-            FuseNative.Close(devNull);
-        }
-    }
+    private static void Detach() => BackgroundStart.Detach();
 
     private static void CancelUnlessDisposed(CancellationTokenSource stop)
     {

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using UrlDisk.Cli.Serve;
 using UrlDisk.Nbd;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
@@ -17,7 +18,7 @@ internal static class ServeVerb
 {
     public static Command Create()
     {
-        var filename = new Argument<string>("filename") { Description = "Path, URL or json: spec of the image to export" };
+        var filename = new Argument<string?>("filename") { Description = "Path, URL or json: spec of the image to export", Arity = ArgumentArity.ZeroOrOne };
         var socket = new Option<string?>("--socket", "-k") { Description = "Listen on this Unix socket instead of TCP" };
         var bind = new Option<string>("--bind", "-b") { Description = "TCP address to listen on", DefaultValueFactory = _ => "127.0.0.1" };
         var port = CliCommon.WholeNumber("--port", "-p", "TCP port to listen on (0 picks a free one)", 10809, 0, 65535);
@@ -36,10 +37,24 @@ internal static class ServeVerb
         {
             filename, socket, bind, port, exportName, description, readOnly, copyOnRead, shared, persistent, pidFile, timeout, format, imageOpts,
         };
+        var qemuNbd = new QemuNbdOptions();
+        qemuNbd.AddTo(cmd);
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
-            string spec = r.GetValue(filename)!;
             string? socketPath = r.GetValue(socket);
+            if (r.GetValue(qemuNbd.List))
+            {
+                return await ServeList.RunAsync(ServeList.AddressOf(r.GetValue(filename), socketPath, r.GetValue(bind)!, r.GetValue(port)), ct).ConfigureAwait(false);
+            }
+
+            string spec = r.GetValue(filename) ?? throw new OptionException("serve: give the image to export (a path, URL or json: spec), or --list");
+            var extra = qemuNbd.Check(r);
+            using var certificate = QemuNbdOptions.LoadCertificate(extra);
+            if (r.GetValue(qemuNbd.Fork) && !BackgroundStart.IsChild(ForkChildVariable))
+            {
+                return await BackgroundStart.RunAsync("--fork", ForkChildVariable, ServingMarker, "export", ct).ConfigureAwait(false);
+            }
+
             int tcpPort = r.GetValue(port);
             int sharedCount = r.GetValue(shared);
             string name = r.GetValue(exportName) ?? "";
@@ -83,7 +98,7 @@ internal static class ServeVerb
                     await File.WriteAllTextAsync(pidPath, Environment.ProcessId + "\n", CancellationToken.None).ConfigureAwait(false);
                 }
 
-                await using var image = await OpenAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), stop.Token).ConfigureAwait(false);
+                await using var image = await OpenExportAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), r.GetValue(qemuNbd.Snapshot), extra, stop.Token).ConfigureAwait(false);
                 var server = new NbdServer(image, new NbdServerOptions
                 {
                     ExportName = name,
@@ -92,6 +107,9 @@ internal static class ServeVerb
                     MaxConnections = sharedCount,
                     Persistent = r.GetValue(persistent),
                     ReplyTimeout = TimeSpan.FromSeconds(replyTimeout),
+                    AllocationDepth = r.GetValue(qemuNbd.AllocationDepth),
+                    ChainEndsInRawFile = r.GetValue(qemuNbd.AllocationDepth) && await ChainBottom.IsRawAsync(image, stop.Token).ConfigureAwait(false),
+                    TlsCertificate = certificate,
                     Log = Console.Error,
 
                     // Program.cs gives 30 s after SIGINT/SIGTERM before the process is ended: finish in flight well before that.
@@ -99,7 +117,12 @@ internal static class ServeVerb
                 });
 
                 string mode = server.Writable ? "read-write" : "read-only";
-                Console.Error.WriteLine($"urldisk: serving {InfoVerb.DisplayFilename(spec)} ({mode}, {image.Length} bytes) on {uri}");
+                Console.Error.WriteLine($"{ServingMarker}{InfoVerb.DisplayFilename(spec)} ({mode}, {image.Length} bytes) on {uri}");
+                if (BackgroundStart.IsChild(ForkChildVariable))
+                {
+                    BackgroundStart.Detach();
+                }
+
                 await server.RunAsync(listener, stop.Token).ConfigureAwait(false);
             }
             finally
@@ -119,6 +142,31 @@ internal static class ServeVerb
             return 0;
         }));
         return cmd;
+    }
+
+    private const string ServingMarker = "urldisk: serving ";
+
+    /// <summary>Set in the background copy <c>--fork</c> starts: it detaches once serving.</summary>
+    private const string ForkChildVariable = "URLDISK_SERVE_FORK_CHILD";
+
+    /// <summary>The image as exported: through a temporary overlay with -s, a window with -o, discard and zero detection.</summary>
+    private static async ValueTask<IBlockDevice> OpenExportAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, bool snapshot, QemuNbdOptions.Settings extra, CancellationToken ct)
+    {
+        var image = snapshot
+            ? await ServeSnapshot.OpenAsync(spec, imageOpts, format, readOnly, copyOnRead, ct).ConfigureAwait(false)
+            : await OpenAsync(spec, imageOpts, format, readOnly, copyOnRead, ct).ConfigureAwait(false);
+        if (!ServeFilter.Needed(extra.Offset, extra.Discard, extra.DetectZeroes))
+        {
+            return image;
+        }
+
+        if (extra.Offset > image.Length)
+        {
+            await image.DisposeAsync().ConfigureAwait(false);
+            throw new OptionException($"--offset: {extra.Offset} is past the end of the image ({image.Length} bytes)");
+        }
+
+        return new ServeFilter(image, extra.Offset, extra.Discard, extra.DetectZeroes);
     }
 
     /// <summary>

@@ -71,6 +71,18 @@ internal sealed partial class NbdConnection
     /// <summary>Null to keep haggling, true to start transmission, false to end the connection.</summary>
     private bool? HandleOption(NbdOption option, ReadOnlyMemory<byte> data)
     {
+        if (Options.TlsCertificate is not null && _tls is null && option is not (NbdOption.StartTls or NbdOption.Abort))
+        {
+            if (option == NbdOption.ExportName)
+            {
+                // No error reply exists for this option: hang up, as the protocol says.
+                throw new NbdProtocolException("NBD_OPT_EXPORT_NAME without TLS on a server that requires it");
+            }
+
+            SendOptionError(option, NbdOptionReplyType.ErrTlsReqd, "this server requires TLS: negotiate NBD_OPT_STARTTLS first");
+            return null;
+        }
+
         switch (option)
         {
             case NbdOption.ExportName:
@@ -85,6 +97,10 @@ internal sealed partial class NbdConnection
                 reply.Write(bytes);
                 Send(bytes);
                 return true;
+
+            case NbdOption.StartTls:
+                StartTls(data);
+                return null;
 
             case NbdOption.Abort:
                 SendOptionReply(option, NbdOptionReplyType.Ack);
@@ -126,6 +142,41 @@ internal sealed partial class NbdConnection
                 SendOptionError(option, NbdOptionReplyType.ErrUnsup, $"option {(uint)option} is not supported by this server");
                 return null;
         }
+    }
+
+    /// <summary>NBD_OPT_STARTTLS: acknowledged in plaintext, then the TLS handshake; every later byte is encrypted.</summary>
+    private void StartTls(ReadOnlyMemory<byte> data)
+    {
+        if (Options.TlsCertificate is null)
+        {
+            SendOptionError(NbdOption.StartTls, NbdOptionReplyType.ErrUnsup, "this server has no TLS certificate (serve --tls-cert/--tls-key)");
+            return;
+        }
+
+        if (_tls is not null || data.Length != 0)
+        {
+            SendOptionError(NbdOption.StartTls, NbdOptionReplyType.ErrInvalid, _tls is not null ? "TLS is already on" : "NBD_OPT_STARTTLS takes no data");
+            return;
+        }
+
+        SendOptionReply(NbdOption.StartTls, NbdOptionReplyType.Ack);
+        if (_readEnd != _readStart)
+        {
+            throw new NbdProtocolException("the client sent data after NBD_OPT_STARTTLS before the TLS handshake");
+        }
+
+        var ssl = new System.Net.Security.SslStream(new System.Net.Sockets.NetworkStream(_socket, ownsSocket: false), leaveInnerStreamOpen: false);
+        try
+        {
+            ssl.AuthenticateAsServer(Options.TlsCertificate, clientCertificateRequired: false, checkCertificateRevocation: false);
+        }
+        catch (Exception e) when (e is System.Security.Authentication.AuthenticationException or IOException)
+        {
+            ssl.Dispose();
+            throw new NbdProtocolException($"TLS handshake failed: {e.Message}");
+        }
+
+        _tls = ssl;
     }
 
     /// <summary>NBD_OPT_INFO / NBD_OPT_GO; true when the export was described and acknowledged.</summary>
@@ -188,16 +239,28 @@ internal sealed partial class NbdConnection
 
         bool list = option == NbdOption.ListMetaContext;
 
-        // base:allocation is the only context. Listing with no query, or with the bare "base:" namespace, names it too.
-        bool match = request.Queries.Any(q => q == NbdExport.BaseAllocation || (list && q == "base:")) || (list && request.Queries.Count == 0);
+        // base:allocation always; qemu:allocation-depth with -A. Listing with no query, or a bare namespace ("base:",
+        // "qemu:"), names every context in it; setting takes exact names only.
+        bool Wanted(string context)
+            => (list && request.Queries.Count == 0)
+                || request.Queries.Any(q => q == context || (list && q.EndsWith(':') && context.StartsWith(q, StringComparison.Ordinal)));
+        bool baseAllocation = Wanted(NbdExport.BaseAllocation);
+        bool allocationDepth = Options.AllocationDepth && Wanted(NbdExport.AllocationDepth);
         if (!list)
         {
-            _baseAllocation = match;
+            _baseAllocation = baseAllocation;
+            _allocationDepth = allocationDepth;
         }
 
-        if (match)
+        if (baseAllocation)
         {
             var entry = new MetaContextEntry(list ? 0u : BaseAllocationContextId, NbdExport.BaseAllocation);
+            SendOptionReply(option, NbdOptionReplyType.MetaContext, entry.EncodedLength, entry.Write);
+        }
+
+        if (allocationDepth)
+        {
+            var entry = new MetaContextEntry(list ? 0u : AllocationDepthContextId, NbdExport.AllocationDepth);
             SendOptionReply(option, NbdOptionReplyType.MetaContext, entry.EncodedLength, entry.Write);
         }
 
@@ -205,6 +268,8 @@ internal sealed partial class NbdConnection
     }
 
     private const uint BaseAllocationContextId = 1;
+
+    private const uint AllocationDepthContextId = 2;
 
     private delegate int PayloadWriter(Span<byte> destination);
 

@@ -156,48 +156,73 @@ internal sealed partial class NbdConnection
     {
         long offset = (long)r.Offset;
         long length = (long)r.Length;
-        var descriptors = new List<BlockStatusDescriptor>();
+        var extents = new List<Extent>();
         try
         {
-            if (length > 0)
+            long at = offset;
+            foreach (var e in await _export.Device.GetExtentsAsync(offset, length, ct).ConfigureAwait(false))
             {
-                long at = offset;
-                foreach (var e in await _export.Device.GetExtentsAsync(offset, length, ct).ConfigureAwait(false))
+                long s = Math.Max(e.Offset, at);
+                long t = Math.Min(e.End, offset + length);
+                if (s != at || t <= s)
                 {
-                    long s = Math.Max(e.Offset, at);
-                    long t = Math.Min(e.End, offset + length);
-                    if (s != at || t <= s)
-                    {
-                        if (s != at)
-                        {
-                            break;
-                        }
-
-                        continue;
-                    }
-
-                    var state = (e.IsHole ? NbdAllocationState.Hole : 0) | (e.IsZero ? NbdAllocationState.Zero : 0);
-                    if (descriptors.Count > 0 && descriptors[^1].State == state && descriptors[^1].Length + (ulong)(t - s) <= uint.MaxValue)
-                    {
-                        descriptors[^1] = descriptors[^1] with { Length = descriptors[^1].Length + (uint)(t - s) };
-                    }
-                    else if (descriptors.Count < MaxDescriptors)
-                    {
-                        descriptors.Add(new BlockStatusDescriptor((uint)(t - s), state));
-                    }
-                    else
+                    if (s != at)
                     {
                         break;
                     }
 
-                    at = t;
+                    continue;
                 }
+
+                extents.Add(e with { Offset = s, Length = t - s });
+                at = t;
             }
         }
         catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
         {
             ReplyError(r, e, amount);
             return true;
+        }
+
+        // One chunk per selected context, the last one marked done.
+        var chunks = new List<ArraySegment<byte>>();
+        if (_baseAllocation)
+        {
+            chunks.Add(BlockStatusChunk(r, BaseAllocationContextId, extents, length,
+                e => (uint)((e.IsHole ? NbdAllocationState.Hole : 0) | (e.IsZero ? NbdAllocationState.Zero : 0)), done: !_allocationDepth));
+        }
+
+        if (_allocationDepth)
+        {
+            // A hole in a raw file is still "allocated" to QEMU (the file is that layer): only a chain whose bottom is a
+            // format with its own allocation has unallocated ranges.
+            bool holesAllocated = Options.ChainEndsInRawFile;
+            chunks.Add(BlockStatusChunk(r, AllocationDepthContextId, extents, length,
+                e => e.IsHole && !holesAllocated ? 0u : (uint)e.Depth + 1, done: true));
+        }
+
+        Reply([.. chunks], null, amount);
+        return true;
+    }
+
+    private static ArraySegment<byte> BlockStatusChunk(in NbdRequest r, uint contextId, List<Extent> extents, long length, Func<Extent, uint> stateOf, bool done)
+    {
+        var descriptors = new List<BlockStatusDescriptor>();
+        foreach (var e in extents)
+        {
+            var state = (NbdAllocationState)stateOf(e);
+            if (descriptors.Count > 0 && descriptors[^1].State == state && descriptors[^1].Length + (ulong)e.Length <= uint.MaxValue)
+            {
+                descriptors[^1] = descriptors[^1] with { Length = descriptors[^1].Length + (uint)e.Length };
+            }
+            else if (descriptors.Count < MaxDescriptors)
+            {
+                descriptors.Add(new BlockStatusDescriptor((uint)e.Length, state));
+            }
+            else
+            {
+                break;
+            }
         }
 
         if (descriptors.Count == 0)
@@ -213,15 +238,14 @@ internal sealed partial class NbdConnection
 
         int payloadLength = BlockStatusDescriptor.ContextIdSize + (descriptors.Count * BlockStatusDescriptor.Size);
         var bytes = new byte[StructuredReplyHeader.Size + payloadLength];
-        new StructuredReplyHeader(NbdReplyFlags.Done, NbdReplyChunkType.BlockStatus, r.Cookie, (uint)payloadLength).Write(bytes);
+        new StructuredReplyHeader(done ? NbdReplyFlags.Done : NbdReplyFlags.None, NbdReplyChunkType.BlockStatus, r.Cookie, (uint)payloadLength).Write(bytes);
         var payload = bytes.AsSpan(StructuredReplyHeader.Size);
-        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(payload, BaseAllocationContextId);
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(payload, contextId);
         for (int i = 0; i < descriptors.Count; i++)
         {
             descriptors[i].Write(payload[(BlockStatusDescriptor.ContextIdSize + (i * BlockStatusDescriptor.Size))..]);
         }
 
-        Reply([bytes], null, amount);
-        return true;
+        return bytes;
     }
 }

@@ -24,7 +24,7 @@ internal sealed partial class NbdConnection
     {
         _readerThread = Environment.CurrentManagedThreadId;
         _budget = new ConnectionBudget(Options.MaxInFlightRequests);
-        _writer = new ReplyWriter(_socket, ReplyFailed);
+        _writer = new ReplyWriter(_socket, ReplyFailed, _tls);
         _socket.SendTimeout = (int)Math.Clamp(Options.ReplyTimeout.TotalMilliseconds, 1, int.MaxValue);
         _inFlight = 1; // the reader's own hold, dropped when it stops reading
         _export.EnterTransmission();
@@ -212,7 +212,7 @@ internal sealed partial class NbdConnection
             return (NbdError.Perm, "the export is read-only");
         }
 
-        if (r.Command == NbdCommand.BlockStatus && !_baseAllocation)
+        if (r.Command == NbdCommand.BlockStatus && !_baseAllocation && !_allocationDepth)
         {
             return (NbdError.Invalid, "no metadata context was selected (NBD_OPT_SET_META_CONTEXT base:allocation)");
         }

@@ -24,9 +24,13 @@ internal sealed partial class NbdConnection
     /// <summary>Cancelled when the peer is gone or cut: device work still running for it can stop.</summary>
     private readonly CancellationTokenSource _dead = new();
 
+    /// <summary>After NBD_OPT_STARTTLS every byte goes through this; null while in plaintext.</summary>
+    private System.Net.Security.SslStream? _tls;
+
     private bool _noZeroes;
     private bool _structuredReplies;
     private bool _baseAllocation;
+    private bool _allocationDepth;
 
     public NbdConnection(NbdExport export, Socket socket, string peer)
     {
@@ -59,6 +63,7 @@ internal sealed partial class NbdConnection
         finally
         {
             _dead.Cancel();
+            _tls?.Dispose();
             _socket.Dispose();
             _dead.Dispose();
         }
@@ -103,7 +108,7 @@ internal sealed partial class NbdConnection
 
             while (_readEnd < count)
             {
-                int n = _socket.Receive(_readBuffer.AsSpan(_readEnd), SocketFlags.None);
+                int n = ReceiveSome(_readBuffer.AsSpan(_readEnd));
                 if (n == 0)
                 {
                     throw new EndOfStreamException();
@@ -139,7 +144,7 @@ internal sealed partial class NbdConnection
         // Large payloads go straight to their buffer.
         while (destination.Length > 0)
         {
-            int n = _socket.Receive(destination, SocketFlags.None);
+            int n = ReceiveSome(destination);
             if (n == 0)
             {
                 throw new EndOfStreamException();
@@ -161,9 +166,17 @@ internal sealed partial class NbdConnection
         }
     }
 
+    private int ReceiveSome(Span<byte> destination) => _tls is null ? _socket.Receive(destination, SocketFlags.None) : _tls.Read(destination);
+
     /// <summary>Writes during the handshake, before the reply writer exists.</summary>
     private void Send(ReadOnlySpan<byte> bytes)
     {
+        if (_tls is not null)
+        {
+            _tls.Write(bytes);
+            return;
+        }
+
         while (bytes.Length > 0)
         {
             bytes = bytes[_socket.Send(bytes, SocketFlags.None)..];

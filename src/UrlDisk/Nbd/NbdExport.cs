@@ -93,4 +93,7 @@ internal sealed class NbdExport
         => structuredReplies ? BaseFlags | NbdTransmissionFlags.SendDf : BaseFlags;
 
     public const string BaseAllocation = "base:allocation";
+
+    /// <summary>qemu-nbd's context (-A): per extent, 0 unallocated, 1 in the image itself, N+1 in its N-th backing file.</summary>
+    public const string AllocationDepth = "qemu:allocation-depth";
 }

@@ -48,6 +48,21 @@ public sealed record NbdServerOptions
     /// <summary>On shutdown, how long requests in flight may take before their connection is cut.</summary>
     public TimeSpan ShutdownGrace { get; init; } = TimeSpan.FromSeconds(10);
 
+    /// <summary>Offer the <c>qemu:allocation-depth</c> metadata context (qemu-nbd's <c>-A</c>).</summary>
+    internal bool AllocationDepth { get; init; }
+
+    /// <summary>
+    /// For <c>qemu:allocation-depth</c>: the bottom of the device's backing chain is a raw file, so a hole reported at
+    /// depth N is allocated in that file (N+1), not unallocated (0), as QEMU counts it.
+    /// </summary>
+    internal bool ChainEndsInRawFile { get; init; }
+
+    /// <summary>
+    /// The server's certificate (with its private key) for NBD STARTTLS; when set, every client must start TLS before
+    /// anything else (others get NBD_REP_ERR_TLS_REQD), as qemu-nbd with <c>--tls-creds</c>.
+    /// </summary>
+    internal System.Security.Cryptography.X509Certificates.X509Certificate2? TlsCertificate { get; init; }
+
     /// <summary>Where connection-level problems are reported (one line each); null to stay quiet.</summary>
     public TextWriter? Log { get; init; }
 }

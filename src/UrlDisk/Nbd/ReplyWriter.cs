@@ -17,7 +17,7 @@ internal sealed class Reply(ArraySegment<byte>[] segments, Action? done = null)
 /// need, so no thread-pool thread ever blocks on a slow client. A send that makes no progress for the reply timeout
 /// fails the connection: its queued replies are dropped and <c>failed</c> cuts it.
 /// </summary>
-internal sealed class ReplyWriter(Socket socket, Action<Exception> failed)
+internal sealed class ReplyWriter(Socket socket, Action<Exception> failed, Stream? tls = null)
 {
     private readonly Queue<Reply> _queue = new();
     private Thread? _thread;
@@ -122,7 +122,11 @@ internal sealed class ReplyWriter(Socket socket, Action<Exception> failed)
         try
         {
             var segments = reply.Segments;
-            if (segments.Length == 1)
+            if (tls is not null)
+            {
+                WriteTls(segments);
+            }
+            else if (segments.Length == 1)
             {
                 SendAll(segments[0]);
             }
@@ -159,6 +163,39 @@ internal sealed class ReplyWriter(Socket socket, Action<Exception> failed)
         finally
         {
             reply.Done();
+        }
+    }
+
+    /// <summary>Under TLS a reply's pieces are joined first, so it goes out as one record rather than one per piece.</summary>
+    private void WriteTls(ArraySegment<byte>[] segments)
+    {
+        if (segments.Length == 1)
+        {
+            tls!.Write(segments[0]);
+            return;
+        }
+
+        int total = 0;
+        foreach (var s in segments)
+        {
+            total += s.Count;
+        }
+
+        byte[] joined = System.Buffers.ArrayPool<byte>.Shared.Rent(total);
+        try
+        {
+            int at = 0;
+            foreach (var s in segments)
+            {
+                s.AsSpan().CopyTo(joined.AsSpan(at));
+                at += s.Count;
+            }
+
+            tls!.Write(joined, 0, total);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(joined);
         }
     }
 

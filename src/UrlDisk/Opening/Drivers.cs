@@ -8,6 +8,7 @@ using UrlDisk.Layers;
 using UrlDisk.Sources.File;
 using UrlDisk.Sources.Ftp;
 using UrlDisk.Sources.Http;
+using UrlDisk.Sources.Nbd;
 using UrlDisk.Sources.Tftp;
 
 namespace UrlDisk.Opening;
@@ -23,6 +24,7 @@ internal static class Drivers
         new FtpDriver("ftp"),
         new FtpDriver("ftps"),
         new TftpDriver(),
+        new NbdDriver(),
     ];
 
     /// <summary>Layers over a source, in stacking order (bottom first): a new layer is one line here.</summary>

@@ -21,7 +21,8 @@ internal sealed class FileSource : BlockDevice, IGrowableFile
             DisplayName = path,
             CanWrite = writable,
             CanWriteZeroes = writable,
-            CanTrim = false,
+            // Trim punches a hole (fallocate) so a trimmed range gives its blocks back, as qemu's file-posix does.
+            CanTrim = writable && OperatingSystem.IsLinux(),
             CanFlush = writable,
             ReportsAllocation = SparseFileMap.IsSupported,
             PreferredBlockSize = 64 * 1024,
@@ -148,6 +149,30 @@ internal sealed class FileSource : BlockDevice, IGrowableFile
         {
             RandomAccess.FlushToDisk(_handle);
         }
+    }
+
+    /// <summary>Zeros may become a hole (fast, and the blocks are given back) unless the caller asks to keep them allocated.</summary>
+    protected override ValueTask WriteZeroesCoreAsync(long offset, long length, WriteOptions options, CancellationToken cancellationToken)
+    {
+        if ((options & WriteOptions.NoHole) == 0 && Operations.FileHoles.TryPunch(_handle, offset, length))
+        {
+            if ((options & WriteOptions.ForceUnitAccess) != 0)
+            {
+                RandomAccess.FlushToDisk(_handle);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+
+        return base.WriteZeroesCoreAsync(offset, length, options, cancellationToken);
+    }
+
+    /// <summary>A file system that cannot punch holes keeps the data: trim is only a hint.</summary>
+    protected override ValueTask TrimCoreAsync(long offset, long length, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        Operations.FileHoles.TryPunch(_handle, offset, length);
+        return ValueTask.CompletedTask;
     }
 
     protected override ValueTask<IReadOnlyList<Extent>> GetExtentsCoreAsync(long offset, long length, CancellationToken cancellationToken)

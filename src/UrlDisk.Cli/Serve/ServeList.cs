@@ -1,0 +1,75 @@
+using System.Globalization;
+using System.Text;
+using UrlDisk.Sources.Nbd;
+
+namespace UrlDisk.Cli.Serve;
+
+/// <summary><c>serve -L/--list</c>: the exports of an NBD server, printed as <c>qemu-nbd -L</c> prints them.</summary>
+internal static class ServeList
+{
+    public static async Task<int> RunAsync(NbdAddress address, CancellationToken ct)
+    {
+        var exports = await NbdClient.ListAsync(address, ct).ConfigureAwait(false);
+        Console.Out.Write(Format(exports));
+        return 0;
+    }
+
+    /// <summary>The address from -k, or -b/-p, or an nbd:// URL given as the filename.</summary>
+    public static NbdAddress AddressOf(string? url, string? socket, string bind, int port)
+    {
+        if (url is not null)
+        {
+            if (socket is not null)
+            {
+                throw new OptionException("--list: give the server as an nbd:// URL or with -k/-b/-p, not both");
+            }
+
+            return NbdAddress.Parse(url);
+        }
+
+        return socket is not null ? new NbdAddress(null, 0, socket, "") : new NbdAddress(bind, port, null, "");
+    }
+
+    private static readonly string[] s_flagNames =
+        ["", "readonly", "flush", "fua", "rotational", "trim", "zeroes", "df", "multi", "resize", "cache", "fast-zero"];
+
+    internal static string Format(IReadOnlyList<NbdClient.ExportListing> exports)
+    {
+        var sb = new StringBuilder();
+        var c = CultureInfo.InvariantCulture;
+        sb.Append(c, $"exports available: {exports.Count}\n");
+        foreach (var e in exports)
+        {
+            sb.Append(c, $" export: '{e.Name}'\n");
+            if (e.Description.Length > 0)
+            {
+                sb.Append(c, $"  description: {e.Description}\n");
+            }
+
+            sb.Append(c, $"  size:  {e.Size}\n");
+            sb.Append(c, $"  flags: 0x{(ushort)e.Flags:x} (");
+            for (int bit = 1; bit < s_flagNames.Length; bit++)
+            {
+                if (((ushort)e.Flags & (1 << bit)) != 0)
+                {
+                    sb.Append(' ').Append(s_flagNames[bit]);
+                }
+            }
+
+            sb.Append(" )\n");
+            sb.Append(c, $"  min block: {e.MinimumBlockSize}\n");
+            sb.Append(c, $"  opt block: {e.PreferredBlockSize}\n");
+            sb.Append(c, $"  max block: {e.MaximumBlockSize}\n");
+            if (e.MetaContexts.Count > 0)
+            {
+                sb.Append(c, $"  available meta contexts: {e.MetaContexts.Count}\n");
+                foreach (string m in e.MetaContexts)
+                {
+                    sb.Append(c, $"   {m}\n");
+                }
+            }
+        }
+
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,29 @@
+using UrlDisk.Opening;
+using UrlDisk.Specs;
+
+namespace UrlDisk.Sources.Nbd;
+
+/// <summary>
+/// <c>nbd://host[:port]/export</c>, <c>nbd+tcp://…</c> and <c>nbd+unix:///export?socket=PATH</c>, as qemu-img takes them:
+/// an export of another NBD server (qemu-nbd, nbdkit, urldisk serve) read as a source.
+/// </summary>
+internal sealed class NbdDriver : IProtocolDriver
+{
+    public string Name => "nbd";
+
+    public IReadOnlyCollection<string> Schemes { get; } = ["nbd", "nbd+tcp", "nbd+unix"];
+
+    public IReadOnlyCollection<string> OptionNames { get; } = ["url"];
+
+    public async ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
+    {
+        if (context.Writable)
+        {
+            throw new OptionException("nbd: NBD sources are read-only here; write to a local qcow2 overlay instead");
+        }
+
+        var address = NbdAddress.Parse(node.GetRequiredString(Name, "url"));
+        var client = await NbdClient.ConnectAsync(address, cancellationToken).ConfigureAwait(false);
+        return new NbdSource(client);
+    }
+}
