@@ -7,6 +7,7 @@ root.Options.Add(CliCommon.Stats);
 root.Options.Add(CliCommon.Verbose);
 root.Options.Add(CliCommon.ForceShare);
 root.Options.Add(CliCommon.Quiet);
+root.Options.Add(CliCommon.CacheDir);
 root.Subcommands.Add(InfoVerb.Create());
 root.Subcommands.Add(ConvertVerb.Create());
 root.Subcommands.Add(DemoVerb.Create());
@@ -17,6 +18,7 @@ root.Subcommands.Add(MapVerb.Create());
 root.Subcommands.Add(ServeVerb.Create());
 root.Subcommands.Add(MountVerb.Create());
 root.Subcommands.Add(UnmountVerb.Create());
+root.Subcommands.Add(CacheVerb.Create());
 
 // A long termination timeout lets serve finish requests in flight and flush after SIGTERM.
 var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false, ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };

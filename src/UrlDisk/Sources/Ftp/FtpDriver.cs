@@ -23,6 +23,8 @@ internal sealed class FtpDriver(string scheme) : IProtocolDriver
         }
 
         var settings = FtpSettings.FromNode(Name, node);
-        return await FtpSource.OpenAsync(settings, context, cancellationToken).ConfigureAwait(false);
+        var diskCache = Layers.DiskCache.DiskCacheSettings.FromNode(Name, node);
+        var device = await FtpSource.OpenAsync(settings, context, cancellationToken).ConfigureAwait(false);
+        return device is FtpSource ? await Layers.DiskCache.DiskCache.WrapAsync(device, diskCache, context).ConfigureAwait(false) : device;
     }
 }

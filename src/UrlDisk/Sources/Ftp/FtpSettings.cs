@@ -60,7 +60,7 @@ internal sealed record FtpSettings
     private const string AnonymousPassword = "urldisk@";
 
     public static IReadOnlyCollection<string> OptionNames { get; } =
-        ["url", "username", "password-file", "tls", "sslverify", "cafile", "timeout", "connections", "retries", "readahead"];
+        ["url", "username", "password-file", "tls", "sslverify", "cafile", "timeout", "connections", "retries", "readahead", "cache-dir", "cache-max"];
 
     public static FtpSettings FromNode(string driver, OptionTree node)
     {

@@ -14,6 +14,7 @@ public sealed record HttpSourceOptions
         "proxy", "proxy-username", "proxy-password-file", "force-range",
         "connections", "cafile", "retries", "cache-size",
         "header", "bearer-token-file", "user-agent", "header-script",
+        "cache-dir", "cache-max",
     ];
 
     /// <summary>The default <see cref="Readahead"/>: 256 KiB.</summary>
