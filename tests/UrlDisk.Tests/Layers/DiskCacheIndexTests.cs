@@ -72,6 +72,19 @@ public class DiskCacheIndexTests
     }
 
     [Fact]
+    public void A_header_padded_past_the_next_16_bytes_is_refused_so_every_header_writes_back_the_same()
+    {
+        var bytes = Written(Header);
+        var padded = new byte[bytes.Length + 16];
+        bytes.AsSpan(0, bytes.Length - 4).CopyTo(padded);
+        BinaryPrimitives.WriteUInt32LittleEndian(padded.AsSpan(12), (uint)padded.Length);
+        BinaryPrimitives.WriteUInt32LittleEndian(padded.AsSpan(padded.Length - 4), Crc32C.Compute(padded.AsSpan(0, padded.Length - 4)));
+
+        Assert.False(DiskCacheIndex.TryReadHeader(padded, out _, out _, out string? problem));
+        Assert.Contains("contents take", problem, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Another_version_is_refused_by_name()
     {
         var bytes = Written(Header);

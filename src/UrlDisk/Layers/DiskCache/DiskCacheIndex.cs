@@ -139,6 +139,14 @@ internal static class DiskCacheIndex
         }
 
         header = new DiskCacheHeader(location, length, validators, (int)blockSize);
+        if (HeaderSize(header) != size)
+        {
+            // Padding beyond the next multiple of 16: no writer makes it, and a second reading must see the same bytes.
+            problem = $"the index header claims {size} bytes but its contents take {HeaderSize(header)}";
+            header = null;
+            return false;
+        }
+
         headerSize = (int)size;
         problem = null;
         return true;
