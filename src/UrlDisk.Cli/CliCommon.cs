@@ -27,6 +27,14 @@ internal static class CliCommon
         Recursive = true,
     };
 
+    /// <summary>The disk cache's directory for every remote source that names none (<c>cache-dir=</c> overrides it); also <c>URLDISK_CACHE_DIR</c>.</summary>
+    public static readonly Option<string?> CacheDir = new("--cache-dir")
+    {
+        Description = "Keep blocks read from http/https/ftp/ftps URLs in DIR for later runs and other processes (also URLDISK_CACHE_DIR; cache-dir=none turns it off for one source)",
+        HelpName = "DIR",
+        Recursive = true,
+    };
+
     public static readonly Option<bool> Verbose = new("--verbose", "-v")
     {
         Description = "Log requests, retries, redirects, fallbacks and cache decisions to stderr (also URLDISK_LOG=debug)",
@@ -145,6 +153,7 @@ internal static class CliCommon
     {
         using var stats = result.GetValue(Stats) ? new StatsCollector() : null;
         StderrLogger.Configure(result.GetValue(Verbose), Environment.GetEnvironmentVariable("URLDISK_LOG"));
+        UrlDisk.Layers.DiskCache.DiskCacheSettings.DefaultDirectory = CacheDirectory(result);
         int code;
         try
         {
@@ -164,6 +173,10 @@ internal static class CliCommon
         stats?.Print(Console.Error);
         return code;
     }
+
+    /// <summary><c>--cache-dir</c>, else <c>URLDISK_CACHE_DIR</c>, else null (no disk cache).</summary>
+    public static string? CacheDirectory(ParseResult result)
+        => result.GetValue(CacheDir) is { Length: > 0 } dir ? dir : Environment.GetEnvironmentVariable("URLDISK_CACHE_DIR") is { Length: > 0 } env ? env : null;
 
     private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
 }

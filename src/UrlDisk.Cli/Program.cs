@@ -7,6 +7,7 @@ root.Options.Add(CliCommon.Stats);
 root.Options.Add(CliCommon.Verbose);
 root.Options.Add(CliCommon.ForceShare);
 root.Options.Add(CliCommon.Quiet);
+root.Options.Add(CliCommon.CacheDir);
 root.Subcommands.Add(InfoVerb.Create());
 root.Subcommands.Add(ConvertVerb.Create());
 root.Subcommands.Add(DemoVerb.Create());
@@ -25,6 +26,7 @@ root.Subcommands.Add(MeasureVerb.Create());
 root.Subcommands.Add(ResizeVerb.Create());
 root.Subcommands.Add(RebaseVerb.Create());
 root.Subcommands.Add(CommitVerb.Create());
+root.Subcommands.Add(CacheVerb.Create());
 HelpText.Configure(root);
 
 // A long termination timeout lets serve finish requests in flight and flush after SIGTERM.

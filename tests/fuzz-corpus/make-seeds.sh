@@ -121,3 +121,6 @@ xz -T1 --block-size=64KiB -c "$tmp/text" > xz-index/seed-blocks
 xz -T1 -c "$tmp/text" > xz-index/seed-one-block
 xz -T1 --check=crc32 --block-size=100KiB -c "$tmp/text" > xz-index/seed-crc32
 { cat xz-index/seed-one-block; printf '\0\0\0\0'; cat xz-index/seed-blocks; } > xz-index/seed-two-streams
+
+# disk-cache-index/seed-entry is the index urldisk wrote for a 5 MB file read whole through --cache-dir (header and
+# 20 records); seed-header-cut is its first 100 bytes. Both are checked in as they are (urldisk makes them, not a tool).

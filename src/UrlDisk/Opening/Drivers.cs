@@ -31,6 +31,7 @@ internal static class Drivers
     public static IReadOnlyList<ILayerDriver> Layers { get; } =
     [
         new FillCacheLayer(),
+        new Layers.DiskCache.DiskCacheLayer(),
         new ReadaheadLayer(),
     ];
 
