@@ -146,7 +146,22 @@ public static class ImageOpener
 
         // header is repeatable: header.0, header.1 … are its values, not unknown options.
         node.RejectUnknown(driver.Name, driver.OptionNames, driver.OptionNames.Contains("header") ? ["header"] : []);
-        return await driver.OpenAsync(node, context, cancellationToken).ConfigureAwait(false);
+        var device = await driver.OpenAsync(node, context, cancellationToken).ConfigureAwait(false);
+        return context.BootProfile is { } profile ? await WithBootProfileAsync(device, profile, context, cancellationToken).ConfigureAwait(false) : device;
+    }
+
+    /// <summary>Boot profile layers go over the source stack and under the format, so they see the file offsets a format reads.</summary>
+    private static async ValueTask<IBlockDevice> WithBootProfileAsync(IBlockDevice device, Layers.Prefetch.BootProfileRequest profile, OpenContext context, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await profile.ApplyAsync(device, context, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await device.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
     }
 
     /// <summary>Reads the first bytes and picks the format that claims them most surely (raw when none does).</summary>
