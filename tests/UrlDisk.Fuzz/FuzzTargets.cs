@@ -19,6 +19,7 @@ public static class FuzzTargets
         new VpcImageTarget(),
         new VhdxImageTarget(),
         new XzIndexTarget(),
+        new BootProfileTarget(),
     ];
 
     public static IFuzzTarget? Find(string name) => All.FirstOrDefault(t => t.Name == name);

@@ -74,9 +74,15 @@ internal sealed record BootProfile(string IdentityKey, long ImageLength, IReadOn
     {
         profile = null;
         unsupportedVersion = false;
-        if (data.Length < HeaderSize + ChecksumSize || !data.StartsWith(Magic))
+        if (!data.StartsWith(Magic))
         {
             error = "not a urldisk boot profile (no UDPROFIL header)";
+            return false;
+        }
+
+        if (data.Length < HeaderSize + ChecksumSize)
+        {
+            error = $"truncated or damaged: {data.Length} bytes, shorter than any profile";
             return false;
         }
 

@@ -32,7 +32,9 @@ internal sealed class PrefetchLayer : BlockDevice
         _inOrder = [.. plan.Select(r => new Segment(r.Offset, (int)r.Length))];
         _byOffset = [.. _inOrder.OrderBy(s => s.Offset)];
         Info = inner.Info with { Child = inner, Details = new Dictionary<string, object?>(inner.Info.Details) { ["prefetch-bytes"] = plan.Sum(r => r.Length) } };
-        _workers = [.. Enumerable.Range(0, Math.Max(1, workers)).Select(_ => Task.Run(() => WorkAsync(_stop.Token)))];
+        // Each worker's first piece is claimed here, before any read can arrive: the format's first reads (at open)
+        // then find the start of the plan already in flight and wait for it instead of asking twice.
+        _workers = [.. Enumerable.Range(0, Math.Max(1, workers)).Select(_ => Claim()).Where(s => s is not null).Select(s => Task.Run(() => WorkAsync(s!, _stop.Token)))];
     }
 
     public override long Length => _inner.Length;
@@ -117,19 +119,25 @@ internal sealed class PrefetchLayer : BlockDevice
         return best;
     }
 
-    private async Task WorkAsync(CancellationToken cancellationToken)
+    /// <summary>Takes the next piece of the plan and marks it in flight (reads of it wait from now on), or null at the end.</summary>
+    private Segment? Claim()
     {
-        while (!cancellationToken.IsCancellationRequested)
+        int i = Interlocked.Increment(ref _next) - 1;
+        if (i >= _inOrder.Length)
         {
-            int i = Interlocked.Increment(ref _next) - 1;
-            if (i >= _inOrder.Length)
-            {
-                return;
-            }
+            return null;
+        }
 
-            var s = _inOrder[i];
-            s.Data = GC.AllocateUninitializedArray<byte>(s.Length);
-            Volatile.Write(ref s.Started, 1);
+        var s = _inOrder[i];
+        s.Data = GC.AllocateUninitializedArray<byte>(s.Length);
+        Volatile.Write(ref s.Started, 1);
+        return s;
+    }
+
+    private async Task WorkAsync(Segment first, CancellationToken cancellationToken)
+    {
+        for (var s = first; s is not null; s = cancellationToken.IsCancellationRequested ? null : Claim())
+        {
             try
             {
                 await _fetchFrom.ReadAsync(s.Offset, s.Data, cancellationToken).ConfigureAwait(false);
