@@ -115,7 +115,7 @@ echo "$(qemu-system-x86_64 --version | head -1); nbdkit $(nbdkit --version | cut
 # ---------------------------------------------------------------------------------------------------------------- (1)
 boot_one() { # name run drive
   local name=$1 run=$2 drive=$3 status=ok before secs rss=0
-  before=$(log_lines)
+  before=${log_before:-$(log_lines)}; log_before=""   # log_before: a server that fetches from its start (prefetch)
   if ! /usr/bin/time -v -o "$tmp/client-time.txt" timeout -k 5 "$boot_limit" qemu-system-x86_64 -machine accel=tcg -nographic \
          -nodefaults -serial stdio -m 512 -no-reboot -drive "media=cdrom,readonly=on,format=raw,file=$drive" -boot d >"$tmp/serial.log" 2>&1; then
     status=failed; grep -q "non-zero status 124" "$tmp/client-time.txt" && status=timeout
@@ -141,7 +141,7 @@ if [[ ${SKIP_BOOT:-0} != 1 ]]; then
   fi
   # The profile is recorded once, on a boot through the same proxy URL (a profile is bound to the URL and version).
   if want urldisk-prefetch; then
-    start_server urldisk-rec "$slow_url" && boot_one record 0 "nbd+unix:///?socket=$sock"
+    log_before=$(log_lines); start_server urldisk-rec "$slow_url" && boot_one record 0 "nbd+unix:///?socket=$sock"
     grep -h "recorded boot profile" "$tmp/server.log" | sed 's/^/      | /' >&2 || true
     awk '/recorded boot profile/{print $(NF-1)}' "$tmp/server.log" > "$tmp/profile-bytes"
   fi
@@ -154,7 +154,7 @@ if [[ ${SKIP_BOOT:-0} != 1 ]]; then
       overlay_over "$tmp/cold.qcow2" "$slow_url"
       start_server urldisk-cor "$tmp/cold.qcow2" && boot_one urldisk-cold "$run" "nbd+unix:///?socket=$sock"
     fi
-    if want urldisk-prefetch && start_server urldisk-pf "$slow_url"; then
+    if want urldisk-prefetch && log_before=$(log_lines) && start_server urldisk-pf "$slow_url"; then
       boot_one urldisk-prefetch "$run" "nbd+unix:///?socket=$sock"
       grep -h "prefetch:" "$tmp/server.log" | sed 's/^/      | /' >&2 || true
     fi
