@@ -7,6 +7,9 @@
 #       urldisk-warm urldisk serve --copy-on-read of a qcow2 overlay over the ISO's URL, already filled by a boot
 #       qemu-curl    QEMU's curl driver reading the URL through a +20 ms RTT proxy
 #       urldisk-cold urldisk serve --copy-on-read of a fresh overlay over the URL through the +20 ms RTT proxy
+#       urldisk-prefetch  urldisk serve --prefetch-profile of the URL through the +20 ms RTT proxy, with a boot profile
+#                    recorded (--record-profile) on one earlier boot through the same proxy (not timed)
+#     BOOT_WAYS="local urldisk-prefetch" runs only those (default: all six).
 #     Timed until QEMU exits (it powers off right after the marker); a run counts only if the marker was printed.
 # (2) latency: 2000 sequential 2 KiB reads, one in flight (bench/nbd-latency.py, python3 libnbd), from urldisk serve,
 #     nbdkit file and qemu-nbd of the same local file; idle, then with two busy loops on the two cores.
@@ -78,6 +81,8 @@ start_server() {
   case $kind in
     urldisk)      set -- "$urldisk" serve --socket "$sock" --read-only --shared 4 "$arg" ;;
     urldisk-cor)  set -- "$urldisk" serve --socket "$sock" --copy-on-read "$arg" ;;
+    urldisk-rec)  set -- "$urldisk" serve --socket "$sock" --read-only --record-profile "$tmp/boot.profile" "$arg" ;;
+    urldisk-pf)   set -- "$urldisk" serve --socket "$sock" --read-only --prefetch-profile "$tmp/boot.profile" "$arg" ;;
     qemu-nbd)     set -- qemu-nbd -r -e 4 -k "$sock" -f raw "$arg" ;;
     qemu-nbd-url) set -- qemu-nbd -r -e 4 -k "$sock" -f raw "json:{\"file.driver\":\"http\",\"file.url\":\"$arg\"}" ;;
     nbdkit)       set -- nbdkit -f -U "$sock" file "$arg" ;;
@@ -110,7 +115,7 @@ echo "$(qemu-system-x86_64 --version | head -1); nbdkit $(nbdkit --version | cut
 # ---------------------------------------------------------------------------------------------------------------- (1)
 boot_one() { # name run drive
   local name=$1 run=$2 drive=$3 status=ok before secs rss=0
-  before=$(log_lines)
+  before=${log_before:-$(log_lines)}; log_before=""   # log_before: a server that fetches from its start (prefetch)
   if ! /usr/bin/time -v -o "$tmp/client-time.txt" timeout -k 5 "$boot_limit" qemu-system-x86_64 -machine accel=tcg -nographic \
          -nodefaults -serial stdio -m 512 -no-reboot -drive "media=cdrom,readonly=on,format=raw,file=$drive" -boot d >"$tmp/serial.log" 2>&1; then
     status=failed; grep -q "non-zero status 124" "$tmp/client-time.txt" && status=timeout
@@ -124,19 +129,35 @@ boot_one() { # name run drive
 overlay_over() { # path url: a fresh qcow2 overlay whose backing file is the URL (raw)
   rm -f "$1"; "$urldisk" create -f qcow2 -F raw -b "$2" "$1" >/dev/null
 }
+boot_ways=" ${BOOT_WAYS:-local nbdkit-file urldisk-warm qemu-curl urldisk-cold urldisk-prefetch} "
+want() { [[ $boot_ways == *" $1 "* ]]; }
 if [[ ${SKIP_BOOT:-0} != 1 ]]; then
   echo "(1) boot of the $(( $(stat -c %s "$iso") / 1048576 )) MiB ISO (qemu-system-x86_64 -machine accel=tcg -m 512, cdrom)" >&2
   slow_url="http://127.0.0.1:$proxy_port/boot.iso"
   # The warm overlay is filled once by a boot through loopback (not timed), then served as it is.
-  overlay_over "$tmp/warm.qcow2" "http://127.0.0.1:$port/boot.iso"
-  start_server urldisk-cor "$tmp/warm.qcow2" && boot_one fill 0 "nbd+unix:///?socket=$sock"
+  if want urldisk-warm; then
+    overlay_over "$tmp/warm.qcow2" "http://127.0.0.1:$port/boot.iso"
+    start_server urldisk-cor "$tmp/warm.qcow2" && boot_one fill 0 "nbd+unix:///?socket=$sock"
+  fi
+  # The profile is recorded once, on a boot through the same proxy URL (a profile is bound to the URL and version).
+  if want urldisk-prefetch; then
+    log_before=$(log_lines); start_server urldisk-rec "$slow_url" && boot_one record 0 "nbd+unix:///?socket=$sock"
+    grep -h "recorded boot profile" "$tmp/server.log" | sed 's/^/      | /' >&2 || true
+    awk '/recorded boot profile/{print $(NF-1)}' "$tmp/server.log" > "$tmp/profile-bytes"
+  fi
   for run in $(seq "$runs"); do
-    boot_one local "$run" "$iso"
-    start_server nbdkit "$iso" && boot_one nbdkit-file "$run" "nbd+unix:///?socket=$sock"
-    start_server urldisk-cor "$tmp/warm.qcow2" && boot_one urldisk-warm "$run" "nbd+unix:///?socket=$sock"
-    boot_one qemu-curl "$run" "$slow_url"
-    overlay_over "$tmp/cold.qcow2" "$slow_url"
-    start_server urldisk-cor "$tmp/cold.qcow2" && boot_one urldisk-cold "$run" "nbd+unix:///?socket=$sock"
+    want local && boot_one local "$run" "$iso"
+    want nbdkit-file && start_server nbdkit "$iso" && boot_one nbdkit-file "$run" "nbd+unix:///?socket=$sock"
+    want urldisk-warm && start_server urldisk-cor "$tmp/warm.qcow2" && boot_one urldisk-warm "$run" "nbd+unix:///?socket=$sock"
+    want qemu-curl && boot_one qemu-curl "$run" "$slow_url"
+    if want urldisk-cold; then
+      overlay_over "$tmp/cold.qcow2" "$slow_url"
+      start_server urldisk-cor "$tmp/cold.qcow2" && boot_one urldisk-cold "$run" "nbd+unix:///?socket=$sock"
+    fi
+    if want urldisk-prefetch && log_before=$(log_lines) && start_server urldisk-pf "$slow_url"; then
+      boot_one urldisk-prefetch "$run" "nbd+unix:///?socket=$sock"
+      grep -h "prefetch:" "$tmp/server.log" | sed 's/^/      | /' >&2 || true
+    fi
   done
 fi
 
@@ -230,7 +251,7 @@ fi
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-/usr/bin/python3 - "$results" "$tmp/latency.tsv" "$tmp/start.tsv" "$size_mib" <<'PY'
+/usr/bin/python3 - "$results" "$tmp/latency.tsv" "$tmp/start.tsv" "$size_mib" "$tmp/profile-bytes" <<'PY'
 import os, statistics, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1])]
 mib = int(sys.argv[4])
@@ -249,17 +270,24 @@ if any(r[0] == "boot" for r in rows):
     base, _ = stats("boot", "local")
     for name, label in (("local", "local file (qemu -cdrom ISO)"), ("nbdkit-file", "nbdkit file ISO"),
                         ("urldisk-warm", "urldisk serve, warm copy-on-read overlay"),
-                        ("qemu-curl", "QEMU curl driver, +20 ms RTT"), ("urldisk-cold", "urldisk serve, cold overlay, +20 ms RTT")):
+                        ("qemu-curl", "QEMU curl driver, +20 ms RTT"), ("urldisk-cold", "urldisk serve, cold overlay, +20 ms RTT"),
+                        ("urldisk-prefetch", "urldisk serve --prefetch-profile, +20 ms RTT")):
         s, bad = stats("boot", name)
         if s is None:
             print(f"| {label} | - | - | - | - | - | {', '.join(bad) or 'not run'} |")
             continue
         ratio = f"{s['secs'] / base['secs']:.2f}x" if base else "-"
-        http = name in ("qemu-curl", "urldisk-cold")
+        http = name in ("qemu-curl", "urldisk-cold", "urldisk-prefetch")
         reqs = f"{s['reqs']:.0f}" if http else "-"
         moved = f"{s['mib']:.1f}" if http else "-"
         rss = f"{s['rss']:.0f}" if s['rss'] else "-"
         print(f"| {label} | {s['secs']:.2f} | {ratio} | {reqs} | {moved} | {rss} | {', '.join(bad) or '-'} |")
+    pf, _ = stats("boot", "urldisk-prefetch")
+    read = open(sys.argv[5]).read().split() if os.path.exists(sys.argv[5]) else []
+    if pf and base and read:
+        boot_mib = int(read[0]) / 1048576
+        print(f"\nprefetch: the recorded boot read {boot_mib:.1f} MiB (distinct bytes, from the profile); a prefetch boot moved "
+              f"{pf['mib']:.1f} MiB ({pf['mib'] / boot_mib:.2f}x) and took local + {pf['secs'] - base['secs']:.2f} s")
     print()
 lat = [l.rstrip("\n").split("\t") for l in open(sys.argv[2])] if os.path.exists(sys.argv[2]) else []
 if lat:

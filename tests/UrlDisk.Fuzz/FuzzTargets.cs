@@ -20,6 +20,7 @@ public static class FuzzTargets
         new VhdxImageTarget(),
         new XzIndexTarget(),
         new DiskCacheIndexTarget(),
+        new BootProfileTarget(),
     ];
 
     public static IFuzzTarget? Find(string name) => All.FirstOrDefault(t => t.Name == name);

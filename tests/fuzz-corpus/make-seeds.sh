@@ -124,3 +124,17 @@ xz -T1 --check=crc32 --block-size=100KiB -c "$tmp/text" > xz-index/seed-crc32
 
 # disk-cache-index/seed-entry is the index urldisk wrote for a 5 MB file read whole through --cache-dir (header and
 # 20 records); seed-header-cut is its first 100 bytes. Both are checked in as they are (urldisk makes them, not a tool).
+
+# Boot profiles (src/UrlDisk/Layers/Prefetch/BootProfile.cs): empty, a few ranges, and one of another format version.
+mkdir -p boot-profile
+python3 - boot-profile <<'PY'
+import hashlib, struct, sys
+def profile(ranges, length=64 << 20, version=1):
+    body = b"UDPROFIL" + struct.pack(">HHIQ", version, 0, len(ranges), length) + bytes.fromhex("ab" * 32)
+    body += b"".join(struct.pack(">QQ", o, n) for o, n in ranges)
+    return body + hashlib.sha256(body).digest()
+out = sys.argv[1]
+open(f"{out}/seed-empty", "wb").write(profile([]))
+open(f"{out}/seed-ranges", "wb").write(profile([(32768, 65536), (0, 2048), (8 << 20, 1 << 20), (8 << 20 | 1 << 20, 4096), ((64 << 20) - 512, 512)]))
+open(f"{out}/seed-version-2", "wb").write(profile([(0, 512)], version=2))
+PY

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using UrlDisk.Cli.Serve;
+using UrlDisk.Layers.Prefetch;
 using UrlDisk.Nbd;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
@@ -31,11 +32,14 @@ internal static class ServeVerb
         var persistent = new Option<bool>("--persistent", "-t") { Description = "Keep serving after the last client disconnects" };
         var pidFile = new Option<string?>("--pid-file") { Description = "Write the process id to this file once listening" };
         var timeout = new Option<int>("--timeout") { Description = "Seconds a client's replies may make no progress (it stopped reading) before it is dropped", DefaultValueFactory = _ => 30 };
+        var recordProfile = new Option<string?>("--record-profile") { Description = "Record which bytes the client reads while it boots (until idle 20 s, at most 120 s) into this boot profile", HelpName = "FILE" };
+        var prefetchProfile = new Option<string?>("--prefetch-profile") { Description = "Fetch the bytes a boot profile recorded ahead of the client, in parallel large requests", HelpName = "FILE" };
         var format = CliCommon.Format();
         var imageOpts = CliCommon.ImageOpts();
         var cmd = new Command("serve", "Export an image over NBD (like qemu-nbd)")
         {
             filename, socket, bind, port, exportName, description, readOnly, copyOnRead, shared, persistent, pidFile, timeout, format, imageOpts,
+            recordProfile, prefetchProfile,
         };
         var qemuNbd = new QemuNbdOptions();
         qemuNbd.AddTo(cmd);
@@ -84,6 +88,8 @@ internal static class ServeVerb
                 throw new OptionException("--export-name: at most 4096 bytes, no NUL characters");
             }
 
+            var profile = BootProfiles(r.GetValue(recordProfile), r.GetValue(prefetchProfile));
+
             // Listen first, then open: a client (or a script waiting for the socket) can connect at once, and waits in
             // the backlog while the image opens (an HTTP source's first round trips); no work is done before listen.
             using var listener = Listen(socketPath, r.GetValue(bind)!, tcpPort, out string uri, name);
@@ -98,7 +104,7 @@ internal static class ServeVerb
                     await File.WriteAllTextAsync(pidPath, Environment.ProcessId + "\n", CancellationToken.None).ConfigureAwait(false);
                 }
 
-                await using var image = await OpenExportAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), r.GetValue(qemuNbd.Snapshot), extra, stop.Token).ConfigureAwait(false);
+                await using var image = await OpenExportAsync(spec, r.GetValue(imageOpts), r.GetValue(format), r.GetValue(readOnly), r.GetValue(copyOnRead), r.GetValue(qemuNbd.Snapshot), extra, profile, stop.Token).ConfigureAwait(false);
                 var server = new NbdServer(image, new NbdServerOptions
                 {
                     ExportName = name,
@@ -150,11 +156,11 @@ internal static class ServeVerb
     private const string ForkChildVariable = "URLDISK_SERVE_FORK_CHILD";
 
     /// <summary>The image as exported: through a temporary overlay with -s, a window with -o, discard and zero detection.</summary>
-    private static async ValueTask<IBlockDevice> OpenExportAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, bool snapshot, QemuNbdOptions.Settings extra, CancellationToken ct)
+    private static async ValueTask<IBlockDevice> OpenExportAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, bool snapshot, QemuNbdOptions.Settings extra, BootProfileRequest? profile, CancellationToken ct)
     {
         var image = snapshot
             ? await ServeSnapshot.OpenAsync(spec, imageOpts, format, readOnly, copyOnRead, ct).ConfigureAwait(false)
-            : await OpenAsync(spec, imageOpts, format, readOnly, copyOnRead, ct).ConfigureAwait(false);
+            : await OpenAsync(spec, imageOpts, format, readOnly, copyOnRead, ct, profile: profile).ConfigureAwait(false);
         if (!ServeFilter.Needed(extra.Offset, extra.Discard, extra.DetectZeroes))
         {
             return image;
@@ -173,10 +179,10 @@ internal static class ServeVerb
     /// Opens for writing when the image is a local file and --read-only is absent (remote sources are read-only);
     /// a local file we may not write is served read-only, as qemu-nbd does with auto-read-only.
     /// </summary>
-    internal static async ValueTask<IBlockDevice> OpenAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, CancellationToken ct, string fallbackVerb = "serving")
+    internal static async ValueTask<IBlockDevice> OpenAsync(string spec, bool imageOpts, string? format, bool readOnly, bool copyOnRead, CancellationToken ct, string fallbackVerb = "serving", BootProfileRequest? profile = null)
     {
         var tree = CliCommon.ParseSpec(spec, imageOpts);
-        var context = new OpenContext { Writable = !readOnly && IsLocalFile(tree), CopyOnRead = copyOnRead };
+        var context = new OpenContext { Writable = !readOnly && IsLocalFile(tree), CopyOnRead = copyOnRead, BootProfile = profile };
         try
         {
             return await ImageOpener.OpenAsync(tree, format, context, ct).ConfigureAwait(false);
@@ -186,6 +192,24 @@ internal static class ServeVerb
             Console.Error.WriteLine($"urldisk: {InfoVerb.DisplayFilename(spec)} is not writable; {fallbackVerb} it read-only");
             return await ImageOpener.OpenAsync(tree, format, context with { Writable = false }, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>--record-profile/--prefetch-profile as one request, checked before the server listens; null when neither is given.</summary>
+    private static BootProfileRequest? BootProfiles(string? record, string? prefetch)
+    {
+        if (record is null && prefetch is null)
+        {
+            return null;
+        }
+
+        var request = new BootProfileRequest
+        {
+            RecordFile = record is null ? null : CliCommon.RequirePath(record, "--record-profile"),
+            PrefetchFile = prefetch is null ? null : CliCommon.RequirePath(prefetch, "--prefetch-profile"),
+            Note = line => Console.Error.WriteLine($"urldisk: {line}"),
+        };
+        request.Validate();
+        return request;
     }
 
     /// <summary>True when the image's own protocol node (not its backing chain) is a local file.</summary>

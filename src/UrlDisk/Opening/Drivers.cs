@@ -33,6 +33,7 @@ internal static class Drivers
         new FillCacheLayer(),
         new Layers.DiskCache.DiskCacheLayer(),
         new ReadaheadLayer(),
+        new Layers.Prefetch.BootProfileLayer(),
     ];
 
     public static IReadOnlyList<IFormatDriver> Formats { get; } =

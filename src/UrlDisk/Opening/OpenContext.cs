@@ -31,6 +31,9 @@ public sealed record OpenContext
     /// <summary>Where caches of sources without byte ranges live; null means a temp dir.</summary>
     public string? CacheDirectory { get; init; }
 
+    /// <summary>Boot profiles to record or prefetch (serve's --record-profile/--prefetch-profile, or a profile directory); null: none.</summary>
+    internal Layers.Prefetch.BootProfileRequest? BootProfile { get; init; }
+
     /// <summary>Skip opening the backing chain (qemu-img's -U/--force-share style use in info).</summary>
     public bool NoBacking { get; init; }
 
