@@ -15,6 +15,9 @@ internal sealed class NbdDriver : IProtocolDriver
 
     public IReadOnlyCollection<string> OptionNames { get; } = ["url"];
 
+    /// <summary>Remote, but the server is the block layer: no cache layer stacks on it (as QEMU's nbd driver has none).</summary>
+    public SourceTraits Traits => SourceTraits.Remote;
+
     public async ValueTask<IBlockDevice> OpenAsync(OptionTree node, OpenContext context, CancellationToken cancellationToken)
     {
         if (context.Writable)
