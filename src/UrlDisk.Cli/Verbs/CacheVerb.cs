@@ -35,6 +35,23 @@ internal static class CacheVerb
         {
             var (n, bytes) = DiskCacheStore.Clear(dir, UrlDiskLogging.Create("UrlDisk.DiskCache"));
             Console.WriteLine($"removed {n} {(n == 1 ? "entry" : "entries")}, {bytes} bytes, from {dir}");
+            string profiles = Path.Combine(dir, ServeVerb.ProfilesFolder);
+            if (Directory.Exists(profiles))
+            {
+                // Boot profiles serve records beside the cache (one per image version) go with it.
+                int count = 0;
+                foreach (string file in Directory.EnumerateFiles(profiles, "*.profile"))
+                {
+                    File.Delete(file);
+                    count++;
+                }
+
+                if (count > 0)
+                {
+                    Console.WriteLine($"removed {count} boot {(count == 1 ? "profile" : "profiles")} from {profiles}");
+                }
+            }
+
             return 0;
         }));
         return cmd;

@@ -129,4 +129,39 @@ public class ServeBootProfileTests
         Assert.Equal(1, result.ExitCode);
         Assert.Contains("does not exist", result.Stderr);
     }
+
+    [Fact]
+    public async Task With_a_cache_dir_the_first_serve_records_and_the_next_prefetches_and_cache_clear_removes_the_profile()
+    {
+        await using var nginx = await NginxServer.StartAsync();
+        var content = ImageFactory.WithZeroRegions(32 * MiB, seed: 14);
+        string path = nginx.Put("boot/disk.raw", content);
+        string url = nginx.HttpUrl(path);
+        using var dir = new NbdTempDir();
+        string cache = dir.File("cache");
+        string profiles = Path.Combine(cache, "profiles");
+
+        await using (var serve = await ServeProcess.StartAsync("--cache-dir", cache, "--socket", dir.File("s1"), url))
+        {
+            Assert.Equal(Expected(content), await ReadPatternAsync(serve.Uri));
+            Assert.Equal(0, await serve.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains("recorded boot profile " + profiles, serve.Stderr);
+        }
+
+        string profile = Assert.Single(Directory.GetFiles(profiles, "*.profile"));
+        Assert.True(BootProfile.TryRead(File.ReadAllBytes(profile), out _, out string error, out _), error);
+
+        await using (var serve = await ServeProcess.StartAsync("--cache-dir", cache, "--socket", dir.File("s2"), url))
+        {
+            Assert.Equal(Expected(content), await ReadPatternAsync(serve.Uri));
+            Assert.Equal(0, await serve.WaitForExitAsync(TimeSpan.FromSeconds(60)));
+            Assert.Contains("prefetch: ", serve.Stderr);
+            Assert.Contains("0 passed through", serve.Stderr);
+        }
+
+        var cleared = await UrlDiskCli.RunAsync(["cache", "clear", cache]);
+        Assert.Equal(0, cleared.ExitCode);
+        Assert.Contains("removed 1 boot profile from " + profiles, cleared.Stdout);
+        Assert.Empty(Directory.GetFiles(profiles, "*.profile"));
+    }
 }
