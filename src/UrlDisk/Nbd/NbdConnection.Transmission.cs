@@ -109,7 +109,7 @@ internal sealed partial class NbdConnection
     {
         while (!stop.IsCancellationRequested)
         {
-            NbdRequest.TryRead(Peek(NbdRequest.CompactSize), extended: false, out var request);
+            NbdRequest.TryRead(Peek(NbdRequest.CompactSize), out var request);
             Consume(NbdRequest.CompactSize);
             if (request.Command == NbdCommand.Disconnect)
             {

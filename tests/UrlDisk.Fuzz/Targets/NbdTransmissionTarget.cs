@@ -2,7 +2,7 @@ using UrlDisk.Nbd.Wire;
 
 namespace UrlDisk.Fuzz.Targets;
 
-/// <summary>Requests (compact and extended) and every reply header and chunk, read and written back.</summary>
+/// <summary>Requests and every reply header and chunk, read and written back.</summary>
 public sealed class NbdTransmissionTarget : IFuzzTarget
 {
     public string Name => "nbd-transmission";
@@ -11,19 +11,16 @@ public sealed class NbdTransmissionTarget : IFuzzTarget
 
     public void Run(ReadOnlySpan<byte> input)
     {
-        foreach (bool extended in (ReadOnlySpan<bool>)[false, true])
+        try
         {
-            try
+            if (NbdRequest.TryRead(input, out var request))
             {
-                if (NbdRequest.TryRead(input, extended, out var request))
-                {
-                    var back = new byte[NbdRequest.SizeOf(extended)];
-                    request.Write(back, extended);
-                }
+                var back = new byte[NbdRequest.CompactSize];
+                request.Write(back);
             }
-            catch (NbdProtocolException)
-            {
-            }
+        }
+        catch (NbdProtocolException)
+        {
         }
 
         SimpleReplyHeader.TryRead(input, out _);

@@ -91,7 +91,7 @@ public class NbdFairnessTests
         for (int i = 0; i < count; i++)
         {
             new NbdRequest(NbdCommandFlags.None, NbdCommand.Read, (ulong)i, (ulong)(i % 2 * length), (uint)length)
-                .Write(batch.AsSpan(i * NbdRequest.CompactSize), extended: false);
+                .Write(batch.AsSpan(i * NbdRequest.CompactSize));
         }
 
         return batch;

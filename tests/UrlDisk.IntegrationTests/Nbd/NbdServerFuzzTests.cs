@@ -215,7 +215,7 @@ public class NbdServerFuzzTests
                 for (int i = 0; i < rng.Next(1, 6); i++)
                 {
                     var r = new byte[NbdRequest.CompactSize];
-                    new NbdRequest((NbdCommandFlags)rng.Next(0, 64), (NbdCommand)rng.Next(0, 10), (ulong)i, (ulong)rng.NextInt64(0, 2 * MiB), (uint)rng.Next(0, 70000)).Write(r, extended: false);
+                    new NbdRequest((NbdCommandFlags)rng.Next(0, 64), (NbdCommand)rng.Next(0, 10), (ulong)i, (ulong)rng.NextInt64(0, 2 * MiB), (uint)rng.Next(0, 70000)).Write(r);
                     ms.Write(r);
                 }
 
@@ -231,7 +231,7 @@ public class NbdServerFuzzTests
                 ms.Write(g2h);
                 ms.Write(g2d);
                 var w = new byte[NbdRequest.CompactSize];
-                new NbdRequest(NbdCommandFlags.None, NbdCommand.Write, 1, 0, uint.MaxValue).Write(w, extended: false);
+                new NbdRequest(NbdCommandFlags.None, NbdCommand.Write, 1, 0, uint.MaxValue).Write(w);
                 ms.Write(w);
                 ms.Write(RandomBytes(rng, rng.Next(0, 4096)));
                 break;

@@ -154,10 +154,10 @@ public class NbdServerProtocolTests
         var batch = new byte[(count + 1) * NbdRequest.CompactSize];
         for (int i = 0; i < count; i++)
         {
-            new NbdRequest(NbdCommandFlags.None, NbdCommand.Read, (ulong)(1000 + i), (ulong)(i * 4096), 4096).Write(batch.AsSpan(i * NbdRequest.CompactSize), extended: false);
+            new NbdRequest(NbdCommandFlags.None, NbdCommand.Read, (ulong)(1000 + i), (ulong)(i * 4096), 4096).Write(batch.AsSpan(i * NbdRequest.CompactSize));
         }
 
-        new NbdRequest(NbdCommandFlags.None, NbdCommand.Disconnect, 0, 0, 0).Write(batch.AsSpan(count * NbdRequest.CompactSize), extended: false);
+        new NbdRequest(NbdCommandFlags.None, NbdCommand.Disconnect, 0, 0, 0).Write(batch.AsSpan(count * NbdRequest.CompactSize));
         await c.SendAsync(batch);
         var seen = new HashSet<ulong>();
         for (int i = 0; i < count; i++)

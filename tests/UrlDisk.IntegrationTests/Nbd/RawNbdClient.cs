@@ -117,7 +117,7 @@ internal sealed class RawNbdClient : IAsyncDisposable
     public Task SendRequestAsync(NbdCommand command, ulong cookie, ulong offset, uint length, NbdCommandFlags flags = NbdCommandFlags.None, byte[]? payload = null)
     {
         var b = new byte[NbdRequest.CompactSize + (payload?.Length ?? 0)];
-        new NbdRequest(flags, command, cookie, offset, length).Write(b, extended: false);
+        new NbdRequest(flags, command, cookie, offset, length).Write(b);
         payload?.CopyTo(b, NbdRequest.CompactSize);
         return SendAsync(b);
     }

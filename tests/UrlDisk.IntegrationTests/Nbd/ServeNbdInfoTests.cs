@@ -159,7 +159,7 @@ public class ServeNbdInfoTests
         for (int i = 0; i < 8; i++)
         {
             new UrlDisk.Nbd.Wire.NbdRequest(0, UrlDisk.Nbd.Wire.NbdCommand.Read, (ulong)i, (ulong)(i % 2 * 32 * MiB), 32 * MiB)
-                .Write(batch.AsSpan(i * UrlDisk.Nbd.Wire.NbdRequest.CompactSize), extended: false);
+                .Write(batch.AsSpan(i * UrlDisk.Nbd.Wire.NbdRequest.CompactSize));
         }
 
         await client.SendAsync(batch);

@@ -13,8 +13,6 @@ internal static class NbdMagic
 
     public const uint Request = 0x25609513;
 
-    public const uint ExtendedRequest = 0x21e41c71;
-
     public const uint SimpleReply = 0x67446698;
 
     public const uint StructuredReply = 0x668e33ef;

@@ -459,14 +459,14 @@ internal sealed class NbdClient : IAsyncDisposable
     public async Task DisconnectAsync(CancellationToken cancellationToken)
     {
         var bytes = new byte[NbdRequest.CompactSize];
-        new NbdRequest(NbdCommandFlags.None, NbdCommand.Disconnect, ++_cookie, 0, 0).Write(bytes, extended: false);
+        new NbdRequest(NbdCommandFlags.None, NbdCommand.Disconnect, ++_cookie, 0, 0).Write(bytes);
         await _stream.WriteAsync(bytes, cancellationToken).ConfigureAwait(false);
     }
 
     private async Task<ulong> SendRequestAsync(NbdCommand command, NbdCommandFlags flags, long offset, long length, CancellationToken cancellationToken)
     {
         ulong cookie = ++_cookie;
-        new NbdRequest(flags, command, cookie, (ulong)offset, (ulong)length).Write(_header, extended: false);
+        new NbdRequest(flags, command, cookie, (ulong)offset, (uint)length).Write(_header);
         await _stream.WriteAsync(_header.AsMemory(0, NbdRequest.CompactSize), cancellationToken).ConfigureAwait(false);
         return cookie;
     }
