@@ -1,4 +1,4 @@
-using UrlDisk.Formats.Qcow2;
+using UrlDisk.Opening;
 
 namespace UrlDisk.Tests.Qcow2;
 

@@ -1,4 +1,3 @@
-using UrlDisk.Formats.Qcow2;
 using UrlDisk.Opening;
 using UrlDisk.Specs;
 

@@ -1,7 +1,6 @@
-using UrlDisk.Opening;
 using UrlDisk.Specs;
 
-namespace UrlDisk.Formats.Qcow2;
+namespace UrlDisk.Opening;
 
 /// <summary>
 /// Resolves a backing file name stored in an overlay the way QEMU does: <c>json:</c>, URLs and absolute paths
