@@ -88,7 +88,7 @@ internal static class ServeVerb
                 throw new OptionException("--export-name: at most 4096 bytes, no NUL characters");
             }
 
-            var profile = BootProfiles(r.GetValue(recordProfile), r.GetValue(prefetchProfile), CliCommon.CacheDirectory(r));
+            var profile = BootProfiles(r.GetValue(recordProfile), r.GetValue(prefetchProfile));
 
             // Listen first, then open: a client (or a script waiting for the socket) can connect at once, and waits in
             // the backlog while the image opens (an HTTP source's first round trips); no work is done before listen.
@@ -153,7 +153,7 @@ internal static class ServeVerb
     private const string ServingMarker = "urldisk: serving ";
 
     /// <summary>Where boot profiles live inside a disk cache directory (<c>cache clear</c> empties it too).</summary>
-    internal const string ProfilesFolder = "profiles";
+    internal const string ProfilesFolder = BootProfileRequest.DiskCacheFolder;
 
     /// <summary>Set in the background copy <c>--fork</c> starts: it detaches once serving.</summary>
     private const string ForkChildVariable = "URLDISK_SERVE_FORK_CHILD";
@@ -199,18 +199,15 @@ internal static class ServeVerb
 
     /// <summary>--record-profile/--prefetch-profile as one request, checked before the server listens; null when neither is given.</summary>
     /// <remarks>
-    /// Without either flag, a disk cache directory (<c>--cache-dir</c>, <c>URLDISK_CACHE_DIR</c>) keeps one profile per
-    /// image version in DIR/profiles: the first serve of an image records it, later ones prefetch it.
+    /// Without either flag, a source read through a disk cache (<c>cache-dir=</c>, <c>--cache-dir</c>,
+    /// <c>URLDISK_CACHE_DIR</c>) keeps one profile per image version in DIR/profiles: the first serve of an image records
+    /// it, later ones prefetch it.
     /// </remarks>
-    private static BootProfileRequest? BootProfiles(string? record, string? prefetch, string? cacheDirectory)
+    private static BootProfileRequest? BootProfiles(string? record, string? prefetch)
     {
         if (record is null && prefetch is null)
         {
-            return cacheDirectory is null ? null : new BootProfileRequest
-            {
-                Directory = Path.Combine(Path.GetFullPath(cacheDirectory), ProfilesFolder),
-                Note = line => Console.Error.WriteLine($"urldisk: {line}"),
-            };
+            return new BootProfileRequest { InDiskCache = true, Note = line => Console.Error.WriteLine($"urldisk: {line}") };
         }
 
         var request = new BootProfileRequest

@@ -23,6 +23,9 @@ internal sealed class DiskCache : BlockDevice
 
     private readonly IBlockDevice _inner;
     private readonly DiskCacheStore _store;
+
+    /// <summary>The cache directory (boot profiles live in a folder of it).</summary>
+    internal string Directory => _store.Directory;
     private readonly DiskCacheEntry _entry;
     private readonly ILogger _logger;
     private readonly KeyValuePair<string, object?> _tag;

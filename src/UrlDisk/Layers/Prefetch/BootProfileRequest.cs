@@ -25,6 +25,15 @@ internal sealed class BootProfileRequest
     /// </summary>
     public string? Directory { get; init; }
 
+    /// <summary>
+    /// Without a file or <see cref="Directory"/>: keep the profiles in the disk cache's directory (DIR/profiles) when the
+    /// source is read through a disk cache (<c>cache-dir</c>, <c>--cache-dir</c>, <c>URLDISK_CACHE_DIR</c>); otherwise nothing.
+    /// </summary>
+    public bool InDiskCache { get; init; }
+
+    /// <summary>The folder of a disk cache directory that holds boot profiles.</summary>
+    public const string DiskCacheFolder = "profiles";
+
     /// <summary>Where one-line notes go (a profile ignored, a profile written); the CLI prints them on stderr.</summary>
     public Action<string> Note { get; init; } = _ => { };
 
@@ -62,6 +71,13 @@ internal sealed class BootProfileRequest
     /// </summary>
     public async ValueTask<IBlockDevice> ApplyAsync(IBlockDevice source, OpenContext context, CancellationToken cancellationToken)
     {
+        string? directory = Directory
+            ?? (InDiskCache && LayerContext.Find<DiskCache.DiskCache>(source) is { } cache ? Path.Combine(cache.Directory, DiskCacheFolder) : null);
+        if (PrefetchFile is null && RecordFile is null && directory is null)
+        {
+            return source;
+        }
+
         if (ContentIdentity.Find(source) is not { } identity || Interlocked.Exchange(ref _claimed, 1) != 0)
         {
             return source;
@@ -70,16 +86,16 @@ internal sealed class BootProfileRequest
         var logger = UrlDiskLogging.Create(context, "UrlDisk.Prefetch");
         string? prefetch = PrefetchFile, record = RecordFile;
         bool fromDirectory = false;
-        if (prefetch is null && record is null && Directory is not null)
+        if (prefetch is null && record is null && directory is not null)
         {
             if (!identity.CanPersist)
             {
-                Note($"boot profiles: the server gives no ETag or Last-Modified, so a profile could not tell this image from a changed one; not using {Directory}");
+                Note($"boot profiles: the server gives no ETag or Last-Modified, so a profile could not tell this image from a changed one; not using {directory}");
                 return source;
             }
 
-            string path = Path.Combine(Directory, identity.Key + ".profile");
-            System.IO.Directory.CreateDirectory(Directory);
+            string path = Path.Combine(directory, identity.Key + ".profile");
+            System.IO.Directory.CreateDirectory(directory);
             fromDirectory = true;
             if (File.Exists(path))
             {
