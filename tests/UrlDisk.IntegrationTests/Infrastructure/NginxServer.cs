@@ -71,6 +71,12 @@ public sealed class NginxServer : IAsyncDisposable
             {
                 int http = FreePort.Get();
                 int https = FreePort.Get();
+                while (https == http)
+                {
+                    // The kernel may hand the port just released straight back: two listeners need two ports.
+                    https = FreePort.Get();
+                }
+
                 string conf = Path.Combine(dir.Path, "nginx.conf");
                 await File.WriteAllTextAsync(conf, Config(dir.Path, http, https, cert, options));
                 var process = ProcessRunner.Start(nginx, ["-p", dir.Path, "-e", Path.Combine(dir.Path, "error.log"), "-c", conf, "-g", "daemon off;"], TestEnvironment.NoProxy);
