@@ -1,7 +1,6 @@
 using System.CommandLine;
 using UrlDisk.Formats.Qcow2;
 using UrlDisk.Opening;
-using UrlDisk.Sources.File;
 
 namespace UrlDisk.Cli.Verbs;
 
@@ -82,21 +81,12 @@ internal static class AmendVerb
 
             string spec = r.GetValue(filename)!;
             var tree = CliCommon.ParseSpec(spec, r.GetValue(imageOpts));
-            if (!ServeVerb.IsLocalFile(tree))
-            {
-                throw new OptionException($"amend: '{InfoVerb.DisplayFilename(spec)}' is not a local file; amend changes the image and needs a local qcow2 file");
-            }
-
-            string? fmt = r.GetValue(format) ?? tree["driver"];
-            var protocolNode = tree.HasChild("file") ? tree.Child("file") : tree;
-            await using var file = await ImageOpener.OpenProtocolAsync(protocolNode, new OpenContext { Writable = true }, ct).ConfigureAwait(false);
-            var head = new byte[(int)Math.Min(file.Length, 512)];
-            await file.ReadAsync(0, head, ct).ConfigureAwait(false);
-            bool isQcow2 = new Qcow2FormatDriver().Probe(head) > 0;
-            if ((fmt is not null && fmt != "qcow2") || !isQcow2 || file is not FileSource source)
-            {
-                throw new UrlDiskException($"amend: Format driver '{(isQcow2 ? "qcow2" : fmt ?? "raw")}' does not support option amendment; only qcow2 does");
-            }
+            await using var source = await LocalQcow2File.OpenAsync(
+                tree,
+                r.GetValue(format),
+                $"amend: '{InfoVerb.DisplayFilename(spec)}' is not a local file; amend changes the image and needs a local qcow2 file",
+                found => $"amend: Format driver '{found}' does not support option amendment; only qcow2 does",
+                ct).ConfigureAwait(false);
 
             await Qcow2Amender.AmendAsync(source, version, lazy, ct).ConfigureAwait(false);
             return 0;

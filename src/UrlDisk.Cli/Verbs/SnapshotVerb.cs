@@ -3,7 +3,6 @@ using System.CommandLine;
 using System.Globalization;
 using UrlDisk.Formats.Qcow2;
 using UrlDisk.Opening;
-using UrlDisk.Sources.File;
 
 namespace UrlDisk.Cli.Verbs;
 
@@ -52,21 +51,12 @@ internal static class SnapshotVerb
             string action = createName is not null ? "create" : applyName is not null ? "apply" : "delete";
             string name = createName ?? applyName ?? deleteName!;
             var tree = CliCommon.ParseSpec(spec, r.GetValue(imageOpts));
-            if (!ServeVerb.IsLocalFile(tree))
-            {
-                throw new OptionException($"snapshot: '{InfoVerb.DisplayFilename(spec)}' is not a local file; -c, -a and -d change the image and need a local qcow2 file (-l works on remote images)");
-            }
-
-            string? fmt = r.GetValue(format) ?? tree["driver"];
-            var protocolNode = tree.HasChild("file") ? tree.Child("file") : tree;
-            await using var file = await ImageOpener.OpenProtocolAsync(protocolNode, new OpenContext { Writable = true }, ct).ConfigureAwait(false);
-            var head = new byte[(int)Math.Min(file.Length, 512)];
-            await file.ReadAsync(0, head, ct).ConfigureAwait(false);
-            bool isQcow2 = new Qcow2FormatDriver().Probe(head) > 0;
-            if ((fmt is not null && fmt != "qcow2") || !isQcow2 || file is not FileSource source)
-            {
-                throw new UrlDiskException($"Could not {action} snapshot '{name}': this image format ({(isQcow2 ? "qcow2" : fmt ?? "raw")}) does not support internal snapshots; only qcow2 does");
-            }
+            await using var source = await LocalQcow2File.OpenAsync(
+                tree,
+                r.GetValue(format),
+                $"snapshot: '{InfoVerb.DisplayFilename(spec)}' is not a local file; -c, -a and -d change the image and need a local qcow2 file (-l works on remote images)",
+                found => $"Could not {action} snapshot '{name}': this image format ({found}) does not support internal snapshots; only qcow2 does",
+                ct).ConfigureAwait(false);
 
             var editor = await Qcow2SnapshotEditor.OpenAsync(source, ct).ConfigureAwait(false);
             if (createName is not null)
