@@ -2,6 +2,8 @@ using System.CommandLine;
 using UrlDisk.Cli;
 using UrlDisk.Cli.Verbs;
 
+LauncherBuildCheck.ExecLauncherIfStale(args);
+
 var root = new RootCommand("UrlDisk: use disk images behind http, https, ftp, ftps, tftp and file URLs without downloading them first.");
 root.Options.Add(CliCommon.Stats);
 root.Options.Add(CliCommon.Verbose);

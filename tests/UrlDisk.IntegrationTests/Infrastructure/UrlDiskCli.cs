@@ -40,7 +40,7 @@ public static class UrlDiskCli
     }
 
     /// <summary>The checkout these tests were built from: the folder above the test binaries that holds the launcher.</summary>
-    private static string RepositoryRoot()
+    internal static string RepositoryRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {
