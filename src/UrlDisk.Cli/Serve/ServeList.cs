@@ -63,9 +63,14 @@ internal static class ServeList
             }
 
             sb.Append(" )\n");
-            sb.Append(c, $"  min block: {e.MinimumBlockSize}\n");
-            sb.Append(c, $"  opt block: {e.PreferredBlockSize}\n");
-            sb.Append(c, $"  max block: {e.MaximumBlockSize}\n");
+            // As qemu-nbd -L: the sizes only when the server sent NBD_INFO_BLOCK_SIZE (nbdkit 1.32 does not).
+            if (e.MinimumBlockSize != 0)
+            {
+                sb.Append(c, $"  min block: {e.MinimumBlockSize}\n");
+                sb.Append(c, $"  opt block: {e.PreferredBlockSize}\n");
+                sb.Append(c, $"  max block: {e.MaximumBlockSize}\n");
+            }
+
             if (e.MetaContexts.Count > 0)
             {
                 sb.Append(c, $"  available meta contexts: {e.MetaContexts.Count}\n");

@@ -182,6 +182,11 @@ public class NbdTlsSourceTests
         using var qemu = await Daemon.QemuNbdAsync(dir.File("qpid"), "-r", "-f", "raw", "-k", dir.File("q"), image);
         await using var serve = await ServeProcess.StartAsync("--socket", dir.File("s"), "--read-only", "--persistent", image);
 
+        // The same server over plaintext: serve -L prints qemu-nbd -L's lines (nbdkit sends no block sizes, so neither prints them).
+        var plainList = await UrlDiskCli.RunAsync("serve", "-L", "-b", "127.0.0.1", "-p", nbdkitPort.ToString());
+        Assert.True(plainList.ExitCode == 0, plainList.ToString());
+        Assert.Equal((await NbdTool.RunAsync("qemu-nbd", ["-L", "-b", "127.0.0.1", "-p", nbdkitPort.ToString()])).EnsureSuccess().Stdout, plainList.Stdout);
+
         foreach (string url in new[]
         {
             $"nbds://127.0.0.1:{nbdkitPort}/?tls-ca={pki.CaPath}",

@@ -63,7 +63,7 @@ internal sealed partial class NbdClient : IAsyncDisposable
         }
     }
 
-    /// <summary>What one export of a server says about itself (qemu-nbd --list).</summary>
+    /// <summary>What one export of a server says about itself (qemu-nbd --list); block sizes are 0 when it did not send them.</summary>
     internal sealed record ExportListing(string Name, string Description, ulong Size, NbdTransmissionFlags Flags,
         uint MinimumBlockSize, uint PreferredBlockSize, uint MaximumBlockSize, IReadOnlyList<string> MetaContexts);
 
@@ -100,7 +100,7 @@ internal sealed partial class NbdClient : IAsyncDisposable
             request.Write(bytes);
             await client.SendOptionAsync(NbdOption.Info, bytes, cancellationToken).ConfigureAwait(false);
             string text = description;
-            var sizes = (Min: 1u, Preferred: 4096u, Max: 32u << 20);
+            var sizes = (Min: 0u, Preferred: 0u, Max: 0u); // zero: the server did not say
             ulong size = 0;
             var flags = NbdTransmissionFlags.None;
             while (true)
