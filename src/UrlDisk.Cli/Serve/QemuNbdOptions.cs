@@ -8,7 +8,7 @@ namespace UrlDisk.Cli.Serve;
 
 /// <summary>
 /// The qemu-nbd options of <c>serve</c> beyond the basic ones: <c>--fork</c>, <c>-s/--snapshot</c>, <c>-L/--list</c>,
-/// <c>-A/--allocation-depth</c>, <c>--tls-cert/--tls-key</c>, <c>--discard</c>, <c>--detect-zeroes</c>, <c>--cache</c>,
+/// <c>-A/--allocation-depth</c>, <c>--tls-cert/--tls-key</c>, <c>--tls-ca/--tls-hostname</c> (-L), <c>--discard</c>, <c>--detect-zeroes</c>, <c>--cache</c>,
 /// <c>--aio</c> and <c>-o/--offset</c>, with their checks.
 /// </summary>
 internal sealed class QemuNbdOptions
@@ -25,6 +25,10 @@ internal sealed class QemuNbdOptions
 
     public Option<string?> TlsKey { get; } = new("--tls-key") { Description = "PEM private key of --tls-cert" };
 
+    public Option<string?> TlsCa { get; } = new("--tls-ca") { Description = "With -L: use TLS (NBD STARTTLS) and trust only this PEM CA file for the server's certificate" };
+
+    public Option<string?> TlsHostname { get; } = new("--tls-hostname") { Description = "With -L: use TLS and check the server's certificate for this name instead of the host's" };
+
     public Option<string> Discard { get; } = new("--discard") { Description = "unmap (on): trims free space in the image (holes in a raw file); ignore (off): trims do nothing", DefaultValueFactory = _ => "unmap" };
 
     public Option<string> DetectZeroes { get; } = new("--detect-zeroes") { Description = "off, on (a write of zeros becomes write-zeroes) or unmap (and may punch a hole; needs --discard=unmap)", DefaultValueFactory = _ => "off" };
@@ -37,7 +41,7 @@ internal sealed class QemuNbdOptions
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Fork, Snapshot, List, AllocationDepth, TlsCert, TlsKey, Discard, DetectZeroes, Cache, Aio, Offset })
+        foreach (var o in new Option[] { Fork, Snapshot, List, AllocationDepth, TlsCert, TlsKey, TlsCa, TlsHostname, Discard, DetectZeroes, Cache, Aio, Offset })
         {
             command.Options.Add(o);
         }
@@ -46,8 +50,19 @@ internal sealed class QemuNbdOptions
     /// <summary>The checked values of the options that shape the export.</summary>
     internal sealed record Settings(DiscardMode Discard, DetectZeroes DetectZeroes, long Offset, string? TlsCert, string? TlsKey);
 
+    /// <summary>TLS for -L from --tls-ca/--tls-hostname, or null when neither is given (an nbds:// URL may still ask for it).</summary>
+    public Sources.Nbd.NbdTls? ListTls(ParseResult r)
+        => r.GetValue(TlsCa) is null && r.GetValue(TlsHostname) is null
+            ? null
+            : Sources.Nbd.NbdAddress.TlsFrom(key => key switch { "tls-ca" => r.GetValue(TlsCa), "tls-hostname" => r.GetValue(TlsHostname), _ => null }, key => $"--{key}");
+
     public Settings Check(ParseResult r)
     {
+        if (r.GetValue(TlsCa) is not null || r.GetValue(TlsHostname) is not null)
+        {
+            throw new OptionException("--tls-ca and --tls-hostname are for -L/--list (a TLS client); the server's own TLS is --tls-cert/--tls-key");
+        }
+
         var discard = r.GetValue(Discard) switch
         {
             "unmap" or "on" => DiscardMode.Unmap,

@@ -4,7 +4,7 @@ using UrlDisk.Sources.Nbd;
 
 namespace UrlDisk.Cli.Serve;
 
-/// <summary><c>serve -L/--list</c>: the exports of an NBD server, printed as <c>qemu-nbd -L</c> prints them.</summary>
+/// <summary><c>serve -L/--list</c>: the exports of an NBD server (over TLS too), printed as <c>qemu-nbd -L</c> prints them.</summary>
 internal static class ServeList
 {
     public static async Task<int> RunAsync(NbdAddress address, CancellationToken ct)
@@ -14,8 +14,8 @@ internal static class ServeList
         return 0;
     }
 
-    /// <summary>The address from -k, or -b/-p, or an nbd:// URL given as the filename.</summary>
-    public static NbdAddress AddressOf(string? url, string? socket, string bind, int port)
+    /// <summary>The address from -k, or -b/-p, or an nbd:// (nbds://) URL given as the filename; <paramref name="tls"/> from --tls-ca/--tls-hostname.</summary>
+    public static NbdAddress AddressOf(string? url, string? socket, string bind, int port, NbdTls? tls = null)
     {
         if (url is not null)
         {
@@ -24,10 +24,16 @@ internal static class ServeList
                 throw new OptionException("--list: give the server as an nbd:// URL or with -k/-b/-p, not both");
             }
 
-            return NbdAddress.Parse(url);
+            var address = NbdAddress.Parse(url);
+            if (tls is not null && address.Tls is not null && address.Tls != NbdTls.Default)
+            {
+                throw new OptionException("--list: give the TLS settings in the nbds:// URL's query or as --tls-ca/--tls-hostname, not both");
+            }
+
+            return tls is null ? address : address with { Tls = tls };
         }
 
-        return socket is not null ? new NbdAddress(null, 0, socket, "") : new NbdAddress(bind, port, null, "");
+        return socket is not null ? new NbdAddress(null, 0, socket, "") { Tls = tls } : new NbdAddress(bind, port, null, "") { Tls = tls };
     }
 
     private static readonly string[] s_flagNames =
@@ -57,9 +63,14 @@ internal static class ServeList
             }
 
             sb.Append(" )\n");
-            sb.Append(c, $"  min block: {e.MinimumBlockSize}\n");
-            sb.Append(c, $"  opt block: {e.PreferredBlockSize}\n");
-            sb.Append(c, $"  max block: {e.MaximumBlockSize}\n");
+            // As qemu-nbd -L: the sizes only when the server sent NBD_INFO_BLOCK_SIZE (nbdkit 1.32 does not).
+            if (e.MinimumBlockSize != 0)
+            {
+                sb.Append(c, $"  min block: {e.MinimumBlockSize}\n");
+                sb.Append(c, $"  opt block: {e.PreferredBlockSize}\n");
+                sb.Append(c, $"  max block: {e.MaximumBlockSize}\n");
+            }
+
             if (e.MetaContexts.Count > 0)
             {
                 sb.Append(c, $"  available meta contexts: {e.MetaContexts.Count}\n");

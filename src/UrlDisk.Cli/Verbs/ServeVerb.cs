@@ -48,7 +48,7 @@ internal static class ServeVerb
             string? socketPath = r.GetValue(socket);
             if (r.GetValue(qemuNbd.List))
             {
-                return await ServeList.RunAsync(ServeList.AddressOf(r.GetValue(filename), socketPath, r.GetValue(bind)!, r.GetValue(port)), ct).ConfigureAwait(false);
+                return await ServeList.RunAsync(ServeList.AddressOf(r.GetValue(filename), socketPath, r.GetValue(bind)!, r.GetValue(port), qemuNbd.ListTls(r)), ct).ConfigureAwait(false);
             }
 
             string spec = r.GetValue(filename) ?? throw new OptionException("serve: give the image to export (a path, URL or json: spec), or --list");

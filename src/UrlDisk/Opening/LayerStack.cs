@@ -34,8 +34,8 @@ internal sealed class LayerStack
     public static LayerStack Plan(OptionTree node, IProtocolDriver driver, IEnumerable<ILayerDriver> layers)
     {
         var known = KnownOptions(driver, layers);
-        // header is repeatable: header.0, header.1 … are its values, not unknown options.
-        node.RejectUnknown(driver.Name, known, driver.OptionNames.Contains("header") ? ["header"] : []);
+        // header is repeatable: header.0, header.1 … are its values, not unknown options; nbd checks its own server.*.
+        node.RejectUnknown(driver.Name, known, [.. driver.OptionNames.Where(o => o is "header" or "server")]);
         var planned = new List<(ILayerDriver, object)>();
         var sourceNode = node.Clone();
         foreach (var layer in For(driver, layers))

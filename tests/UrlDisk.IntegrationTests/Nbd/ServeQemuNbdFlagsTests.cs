@@ -71,6 +71,8 @@ public class ServeQemuNbdFlagsTests
     [InlineData("--detect-zeroes=unmap", "--detect-zeroes=unmap needs --discard=unmap")]
     [InlineData("--offset=lots", "--offset: 'lots' is not a byte offset")]
     [InlineData("--tls-cert=/nonexistent.pem", "--tls-cert and --tls-key go together")]
+    [InlineData("--tls-ca=/nonexistent.pem", "--tls-ca and --tls-hostname are for -L/--list")]
+    [InlineData("--tls-hostname=h", "--tls-ca and --tls-hostname are for -L/--list")]
     public async Task Bad_values_are_refused_naming_the_flag(string flag, string message)
     {
         using var dir = new NbdTempDir();

@@ -40,4 +40,35 @@ public class NbdAddressTests
         Assert.Contains(message, e.Message);
         Assert.DoesNotContain("secret", e.Message);
     }
+
+    [Fact]
+    public void Nbds_urls_ask_for_tls_with_libnbds_query_parameters()
+    {
+        var a = NbdAddress.Parse("nbds://127.0.0.1:10810/disk?tls-certificates=/etc/pki/nbd&tls-hostname=server.example&tls-verify-peer=false");
+        Assert.Equal(("127.0.0.1", 10810, "disk"), (a.Host, a.Port, a.ExportName));
+        Assert.Equal(new NbdTls("/etc/pki/nbd", null, "server.example", false), a.Tls);
+        Assert.Equal("nbds://127.0.0.1:10810/disk", a.Display);
+
+        var u = NbdAddress.Parse("nbds+unix:///x?socket=/tmp/s&tls-ca=/tmp/ca.pem");
+        Assert.Equal(("/tmp/s", new NbdTls(null, "/tmp/ca.pem", null, true)), (u.SocketPath, u.Tls));
+        Assert.Equal("nbds+unix:///x?socket=/tmp/s", u.Display);
+
+        Assert.Equal(NbdTls.Default, NbdAddress.Parse("nbds://host/").Tls);
+        Assert.Null(NbdAddress.Parse("nbd://host/").Tls);
+    }
+
+    [Theory]
+    [InlineData("nbd://host/x?tls-certificates=/d", "use nbds://")]
+    [InlineData("nbd+unix:///x?socket=/s&tls-ca=/c", "use nbds://")]
+    [InlineData("nbds://host/x?tls-psk-file=/k", "unknown query parameter 'tls-psk-file'")]
+    [InlineData("nbds://host/x?socket=/s", "takes only the tls-* query parameters")]
+    [InlineData("nbds://host/x?tls-verify-peer=maybe", "'tls-verify-peer' is 'maybe'")]
+    [InlineData("nbds://host/x?tls-ca=/a&tls-certificates=/b", "give one")]
+    [InlineData("nbds://host/x?tls-ca=/a&tls-ca=/b", "given twice")]
+    [InlineData("nbds+unix:///x?tls-ca=/a", "socket=")]
+    public void Bad_tls_urls_name_what_is_wrong(string url, string message)
+    {
+        var e = Assert.Throws<OptionException>(() => NbdAddress.Parse(url));
+        Assert.Contains(message, e.Message);
+    }
 }

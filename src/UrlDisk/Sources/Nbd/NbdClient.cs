@@ -9,13 +9,13 @@ namespace UrlDisk.Sources.Nbd;
 /// <c>base:allocation</c> when the server has them, NBD_OPT_GO, NBD_OPT_EXPORT_NAME for servers without GO), then
 /// READ and BLOCK_STATUS one request at a time. Wire messages are the server's codecs in <c>Nbd/Wire</c>.
 /// </summary>
-internal sealed class NbdClient : IAsyncDisposable
+internal sealed partial class NbdClient : IAsyncDisposable
 {
     /// <summary>Largest option reply accepted during the handshake; a longer one is not a server we understand.</summary>
     private const int MaxOptionReply = 1 << 20;
 
     private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private Stream _stream;
     private readonly byte[] _header = new byte[32];
     private ulong _cookie;
 
@@ -52,6 +52,7 @@ internal sealed class NbdClient : IAsyncDisposable
         try
         {
             await client.GreetAsync(cancellationToken).ConfigureAwait(false);
+            await client.StartTlsIfAskedAsync(cancellationToken).ConfigureAwait(false);
             await client.NegotiateAsync(cancellationToken).ConfigureAwait(false);
             return client;
         }
@@ -62,7 +63,7 @@ internal sealed class NbdClient : IAsyncDisposable
         }
     }
 
-    /// <summary>What one export of a server says about itself (qemu-nbd --list).</summary>
+    /// <summary>What one export of a server says about itself (qemu-nbd --list); block sizes are 0 when it did not send them.</summary>
     internal sealed record ExportListing(string Name, string Description, ulong Size, NbdTransmissionFlags Flags,
         uint MinimumBlockSize, uint PreferredBlockSize, uint MaximumBlockSize, IReadOnlyList<string> MetaContexts);
 
@@ -71,6 +72,7 @@ internal sealed class NbdClient : IAsyncDisposable
     {
         await using var client = new NbdClient(await address.ConnectAsync(cancellationToken).ConfigureAwait(false), address);
         await client.GreetAsync(cancellationToken).ConfigureAwait(false);
+        await client.StartTlsIfAskedAsync(cancellationToken).ConfigureAwait(false);
         var names = new List<(string Name, string Description)>();
         await client.SendOptionAsync(NbdOption.List, [], cancellationToken).ConfigureAwait(false);
         while (true)
@@ -98,7 +100,7 @@ internal sealed class NbdClient : IAsyncDisposable
             request.Write(bytes);
             await client.SendOptionAsync(NbdOption.Info, bytes, cancellationToken).ConfigureAwait(false);
             string text = description;
-            var sizes = (Min: 1u, Preferred: 4096u, Max: 32u << 20);
+            var sizes = (Min: 0u, Preferred: 0u, Max: 0u); // zero: the server did not say
             ulong size = 0;
             var flags = NbdTransmissionFlags.None;
             while (true)
@@ -264,7 +266,7 @@ internal sealed class NbdClient : IAsyncDisposable
         var (header, _) = await ReadOptionReplyAsync(option, cancellationToken, throwOnError: false).ConfigureAwait(false);
         if (header.Type == NbdOptionReplyType.ErrTlsReqd)
         {
-            throw new SourceException($"nbd: {Address.Display} requires TLS, which this client does not speak");
+            throw new SourceException($"nbd: {Address.Display} requires TLS; use nbds:// (or nbds+unix://) or the tls-* options");
         }
 
         return header.Type == NbdOptionReplyType.Ack;
@@ -287,6 +289,7 @@ internal sealed class NbdClient : IAsyncDisposable
             throw new SourceException($"nbd: {Address.Display}: unexpected reply to option {(uint)option} (for option {(uint)header.Option}, {header.Length} bytes)");
         }
 
+        _closeHint = "";
         var data = new byte[header.Length];
         await ReadExactlyAsync(data, cancellationToken).ConfigureAwait(false);
         if (header.IsError && throwOnError)
@@ -303,7 +306,7 @@ internal sealed class NbdClient : IAsyncDisposable
         string what = header.Type switch
         {
             NbdOptionReplyType.ErrUnknown => $"the server has no export named '{Address.ExportName}'",
-            NbdOptionReplyType.ErrTlsReqd => "the server requires TLS, which this client does not speak",
+            NbdOptionReplyType.ErrTlsReqd => "the server requires TLS; use nbds:// (or nbds+unix://) or the tls-* options",
             NbdOptionReplyType.ErrPolicy => "the server refused by its policy",
             NbdOptionReplyType.ErrShutdown => "the server is shutting down",
             _ => $"option {(uint)option} failed (error 0x{(uint)header.Type:x})",
@@ -565,11 +568,11 @@ internal sealed class NbdClient : IAsyncDisposable
         }
         catch (EndOfStreamException e)
         {
-            throw new SourceException($"nbd: {Address.Display}: the server closed the connection", e) { IsTransient = false };
+            throw new SourceException($"nbd: {Address.Display}: the server closed the connection{_closeHint}", e) { IsTransient = false };
         }
         catch (IOException e)
         {
-            throw new SourceException($"nbd: {Address.Display}: {e.Message}", e) { IsTransient = false };
+            throw new SourceException($"nbd: {Address.Display}: {e.Message}{_closeHint}", e) { IsTransient = false };
         }
     }
 
