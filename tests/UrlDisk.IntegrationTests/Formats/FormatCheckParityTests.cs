@@ -93,6 +93,41 @@ public sealed class FormatCheckParityTests
         }
     }
 
+    /// <summary>A log needing replay: both refuse to check it read-only; with -r both replay it into the file and report one corruption fixed.</summary>
+    [Fact]
+    public async Task Dirty_vhdx_log_is_replayed_by_repair_as_qemu_img_does()
+    {
+        using var q = new QemuTools();
+        var (_, dirty) = await DirtyVhdx.MakeAsync(q);
+        var qemuRefuses = q.RunAll("qemu-img", "check", "dirty.vhdx");
+        var oursRefuses = Urldisk(q, "check", "dirty.vhdx");
+        Assert.Equal(1, qemuRefuses.Exit);
+        Assert.True(oursRefuses.Exit == 1, $"urldisk check exited {oursRefuses.Exit}: {oursRefuses.Stdout}{oursRefuses.Stderr}");
+        Assert.Contains("log that needs to be replayed", oursRefuses.Stderr, StringComparison.Ordinal);
+        Assert.Equal(dirty, File.ReadAllBytes(q.PathOf("dirty.vhdx")));
+
+        foreach (string output in new[] { "human", "json" })
+        {
+            File.WriteAllBytes(q.PathOf("qemu.vhdx"), dirty);
+            File.WriteAllBytes(q.PathOf("ours.vhdx"), dirty);
+            var qemu = q.RunAll("qemu-img", "check", "-r", "all", $"--output={output}", "qemu.vhdx");
+            var ours = Urldisk(q, "check", "-r", "all", "--output", output, "ours.vhdx");
+            Assert.True(ours.Exit == qemu.Exit, $"urldisk exited {ours.Exit}, qemu-img {qemu.Exit}\nurldisk: {ours.Stdout}{ours.Stderr}\nqemu-img: {qemu.Stdout}{qemu.Stderr}");
+            if (output == "json")
+            {
+                AssertSameJson(qemu.Stdout.Replace("qemu.vhdx", "ours.vhdx", StringComparison.Ordinal), ours.Stdout);
+            }
+            else
+            {
+                Assert.Equal(qemu.Stdout, ours.Stdout);
+            }
+
+            // The log is gone from our file: qemu-img opens it read-only, finds it sound, and reads what qemu's replay gave.
+            q.Img("check", "ours.vhdx");
+            Assert.Equal(0, q.RunAll("qemu-img", "compare", "-f", "vhdx", "-F", "vhdx", "qemu.vhdx", "ours.vhdx").Exit);
+        }
+    }
+
     [Fact]
     public async Task Check_over_http_matches_qemu_img()
     {

@@ -6,7 +6,7 @@ namespace UrlDisk.Formats.Vhdx;
 /// <summary>
 /// <c>qemu-img check</c> for vhdx: each fully present BAT entry must not overflow, start before the end of the file
 /// and end within it, and a payload block must not overlap the log, BAT or metadata regions. Like qemu-img, every
-/// bad entry counts (the walk does not stop) and there is nothing to repair but a log needing replay.
+/// bad entry counts (the walk does not stop) and the only repair is replaying a log into the file (<c>-r</c>).
 /// </summary>
 internal static class VhdxChecker
 {
@@ -17,17 +17,38 @@ internal static class VhdxChecker
     public static async ValueTask<ImageCheckResult> CheckAsync(IBlockDevice file, string? repair, CancellationToken cancellationToken)
     {
         // The window keeps the caller's file open when the image is disposed; the parent of a differencing image is not needed.
-        await using var image = await VhdxImage.OpenAsync(new ByteWindow(file, 0, file.Length), new OpenContext { NoBacking = true }, cancellationToken).ConfigureAwait(false);
-        if (image.LogReplayed)
+        var context = new OpenContext { NoBacking = true };
+        int replayed = 0;
+        var image = await VhdxImage.OpenAsync(new ByteWindow(file, 0, file.Length), context, cancellationToken).ConfigureAwait(false);
+        try
         {
-            throw new ImageFormatException(repair is null
-                ? "vhdx: the image contains a log that needs to be replayed (qemu-img check -r all replays it into the file)"
-                : "vhdx: the image contains a log that needs to be replayed; replaying it into the file (check -r) is not supported by urldisk (qemu-img check -r all does it)");
-        }
+            if (image.LogReplayed)
+            {
+                // qemu-img opens such an image only writable (with -r), replays the log into the file and counts one corruption fixed.
+                if (repair is null)
+                {
+                    throw new ImageFormatException("vhdx: the image contains a log that needs to be replayed; to replay it into the file, run check -r all");
+                }
 
-        var messages = new List<string>();
-        int corruptions = Walk(image, file.Length, messages);
-        return new ImageCheckResult { Format = "vhdx", Corruptions = corruptions, Messages = messages };
+                if (file is not IGrowableFile { Info.CanWrite: true } writable)
+                {
+                    throw new UrlDiskException("check: replaying the vhdx log needs the image opened for writing (a local file)");
+                }
+
+                await VhdxLogFlush.FlushAsync(writable, image.LogPages, cancellationToken).ConfigureAwait(false);
+                await image.DisposeAsync().ConfigureAwait(false);
+                image = await VhdxImage.OpenAsync(new ByteWindow(file, 0, file.Length), context, cancellationToken).ConfigureAwait(false);
+                replayed = 1;
+            }
+
+            var messages = new List<string>();
+            int corruptions = Walk(image, file.Length, messages);
+            return new ImageCheckResult { Format = "vhdx", Corruptions = corruptions, CorruptionsFixed = replayed, Messages = messages };
+        }
+        finally
+        {
+            await image.DisposeAsync().ConfigureAwait(false);
+        }
     }
 
     /// <summary>qemu-img's rules, counted its way (see the class summary); returns the number of errors.</summary>

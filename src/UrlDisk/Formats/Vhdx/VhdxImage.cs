@@ -60,6 +60,9 @@ internal sealed class VhdxImage : BlockDevice, IHasBacking
     /// <summary>True when the log had entries that were replayed in memory.</summary>
     public bool LogReplayed => _logPages.Count > 0;
 
+    /// <summary>The log's pages by file offset (null: zeros), laid over the file when reading.</summary>
+    internal IReadOnlyDictionary<long, byte[]?> LogPages => _logPages;
+
     public string? ParentLocation => _parent?.Location;
 
     string? IHasBacking.BackingLocation => ParentLocation;
