@@ -21,6 +21,9 @@ public static class FuzzTargets
         new XzIndexTarget(),
         new DiskCacheIndexTarget(),
         new BootProfileTarget(),
+        new VdiCheckTarget(),
+        new VhdxCheckTarget(),
+        new VmdkCheckTarget(),
     ];
 
     public static IFuzzTarget? Find(string name) => All.FirstOrDefault(t => t.Name == name);

@@ -122,6 +122,38 @@ xz -T1 -c "$tmp/text" > xz-index/seed-one-block
 xz -T1 --check=crc32 --block-size=100KiB -c "$tmp/text" > xz-index/seed-crc32
 { cat xz-index/seed-one-block; printf '\0\0\0\0'; cat xz-index/seed-blocks; } > xz-index/seed-two-streams
 
+# The checkers (vdi-check, vmdk-check, vhdx-check): sound images and one broken the way each check looks for.
+mkdir -p vdi-check vmdk-check vhdx-check
+cp vdi/seed-dynamic vdi/seed-empty vdi-check/
+python3 - vdi-check <<'PY'
+import struct, sys
+d = bytearray(open(f"{sys.argv[1]}/seed-dynamic", "rb").read())
+m = struct.unpack_from("<I", d, 340)[0]
+struct.pack_into("<I", d, m + 4, 0)   # block 1 names block 0 again
+struct.pack_into("<I", d, m + 8, 9)   # block 2 names a block past the count
+open(f"{sys.argv[1]}/seed-broken-map", "wb").write(d)
+PY
+cp vmdk/seed-monolithicSparse vmdk/seed-streamOptimized vmdk/seed-zeroed-grain vmdk-check/
+python3 - vmdk-check <<'PY'
+import struct, sys
+d = bytearray(open(f"{sys.argv[1]}/seed-monolithicSparse", "rb").read())
+gd = struct.unpack_from("<Q", d, 56)[0] * 512
+gt = struct.unpack_from("<I", d, gd)[0] * 512
+struct.pack_into("<I", d, gt, 999999)  # grain 0 past the end of the file
+open(f"{sys.argv[1]}/seed-grain-past-eof", "wb").write(d)
+PY
+cp vhdx/seed-dynamic vhdx/seed-fixed vhdx-check/
+qemu-img convert -q -f raw -O vhdx -o subformat=dynamic,log_size=1M,block_size=1M "$tmp/small.raw" "$tmp/x-broken"
+python3 - "$tmp/x-broken" <<'PY'
+import struct, sys, uuid
+f = open(sys.argv[1], "r+b"); f.seek(192 * 1024); r = f.read(4096)
+for i in range(struct.unpack_from("<I", r, 8)[0]):
+    if uuid.UUID(bytes_le=r[16 + 32 * i:32 + 32 * i]) == uuid.UUID("2DC27766-F623-4200-9D64-115E9BFD4A08"):
+        bat = struct.unpack_from("<Q", r, 32 + 32 * i)[0]
+f.seek(bat); f.write(struct.pack("<QQ", (100 << 20) | 6, (1 << 20) | 6))  # past the end; over the log
+PY
+sparse "$tmp/x-broken" > vhdx-check/seed-broken-bat
+
 # disk-cache-index/seed-entry is the index urldisk wrote for a 5 MB file read whole through --cache-dir (header and
 # 20 records); seed-header-cut is its first 100 bytes. Both are checked in as they are (urldisk makes them, not a tool).
 

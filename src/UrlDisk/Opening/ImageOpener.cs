@@ -234,7 +234,7 @@ public static class ImageOpener
     }
 
     /// <summary>Relative names inside an image (qcow2 backing files) resolve against the protocol node's url or filename.</summary>
-    private static OpenContext WithBase(OpenContext context, OptionTree protocolNode)
+    internal static OpenContext WithBase(OpenContext context, OptionTree protocolNode)
         => (protocolNode["url"] ?? protocolNode["filename"]) is { } location ? context with { BaseLocation = location, BaseProtocolNode = protocolNode.Clone() } : context;
 
     /// <summary>The scheme of a URL ("http"), or null for a local path (including Windows-style "C:").</summary>

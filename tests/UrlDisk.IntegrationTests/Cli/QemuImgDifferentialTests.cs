@@ -16,10 +16,6 @@ public sealed class QemuImgDifferentialTests(QemuImgCorpus corpus) : IClassFixtu
     /// <summary>"verb image where" → why urldisk differs.</summary>
     private static readonly Dictionary<string, string> KnownDifferences = new()
     {
-        ["check disk.vmdk local"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
-        ["check disk.vmdk http"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
-        ["check-human disk.vmdk local"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
-        ["check-human disk.vmdk http"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
     };
 
     public static TheoryData<string, string> ImagesAndPlaces()

@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using UrlDisk.Formats.Vhdx;
 using UrlDisk.IntegrationTests.Qcow2;
 using UrlDisk.Opening;
@@ -16,56 +15,7 @@ public sealed class VhdxLogReplayTests
     public async Task Dirty_log_is_replayed_in_memory_and_the_file_is_not_written()
     {
         using var q = new QemuTools();
-        q.Img("create", "-f", "vhdx", "-o", "block_size=1M,log_size=1M", "dirty.vhdx", "4M");
-        q.Io("-c", "write -P 0x31 0 1M", "dirty.vhdx");
-        var expected = q.QemuRaw("dirty.vhdx");
-        long host;
-        VhdxHeader header;
-        await using (var clean = (VhdxImage)await ImageOpener.OpenAsync(q.PathOf("dirty.vhdx")))
-        {
-            host = (await clean.GetExtentsAsync(0, 4096))[0].HostOffset!.Value;
-            header = clean.Header;
-        }
-
-        var bytes = File.ReadAllBytes(q.PathOf("dirty.vhdx"));
-        var logGuid = Guid.NewGuid();
-        const ulong sequence = 10;
-        var entry = bytes.AsSpan((int)header.LogOffset, 8192);
-        entry.Clear();
-        "loge"u8.CopyTo(entry);
-        BinaryPrimitives.WriteUInt32LittleEndian(entry[8..], 8192);
-        BinaryPrimitives.WriteUInt32LittleEndian(entry[12..], 0);
-        BinaryPrimitives.WriteUInt64LittleEndian(entry[16..], sequence);
-        BinaryPrimitives.WriteUInt32LittleEndian(entry[24..], 2);
-        logGuid.TryWriteBytes(entry.Slice(32, 16));
-        BinaryPrimitives.WriteUInt64LittleEndian(entry[48..], (ulong)bytes.Length);
-        BinaryPrimitives.WriteUInt64LittleEndian(entry[56..], (ulong)bytes.Length);
-
-        var desc = entry.Slice(64, 32);
-        "desc"u8.CopyTo(desc);
-        desc.Slice(4, 4).Fill(0xAB);
-        desc.Slice(8, 8).Fill(0xAB);
-        BinaryPrimitives.WriteUInt64LittleEndian(desc[16..], (ulong)(host + 4096));
-        BinaryPrimitives.WriteUInt64LittleEndian(desc[24..], sequence);
-        var zero = entry.Slice(96, 32);
-        "zero"u8.CopyTo(zero);
-        BinaryPrimitives.WriteUInt64LittleEndian(zero[8..], 8192);
-        BinaryPrimitives.WriteUInt64LittleEndian(zero[16..], (ulong)(host + 16384));
-        BinaryPrimitives.WriteUInt64LittleEndian(zero[24..], sequence);
-        var data = entry.Slice(4096, 4096);
-        "data"u8.CopyTo(data);
-        data.Slice(8, 4084).Fill(0xAB);
-        BinaryPrimitives.WriteUInt32LittleEndian(data[^4..], (uint)sequence);
-        BinaryPrimitives.WriteUInt32LittleEndian(entry[4..], Crc32C.Compute(entry, 4));
-
-        foreach (int at in new[] { 64 * 1024, 128 * 1024 })
-        {
-            var h = bytes.AsSpan(at, 4096);
-            logGuid.TryWriteBytes(h.Slice(48, 16));
-            BinaryPrimitives.WriteUInt32LittleEndian(h[4..], Crc32C.Compute(h, 4));
-        }
-
-        File.WriteAllBytes(q.PathOf("dirty.vhdx"), bytes);
+        var (expected, bytes) = await DirtyVhdx.MakeAsync(q);
         var (exit, _, stderr) = q.RunAll("qemu-img", "info", "dirty.vhdx");
         Assert.NotEqual(0, exit);
         Assert.Contains("log that needs to be replayed", stderr, StringComparison.Ordinal);

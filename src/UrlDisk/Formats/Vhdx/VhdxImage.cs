@@ -22,8 +22,9 @@ internal sealed class VhdxImage : BlockDevice, IHasBacking
     private readonly BackingImage? _parent;
     private readonly long _batOffset;
 
-    private VhdxImage(IBlockDevice file, VhdxHeader header, VhdxMetadata metadata, ulong[] bat, long batOffset, long chunkRatio, Dictionary<long, byte[]?> logPages, BackingImage? parent)
+    private VhdxImage(IBlockDevice file, VhdxHeader header, VhdxMetadata metadata, ulong[] bat, long batOffset, long chunkRatio, Dictionary<long, byte[]?> logPages, BackingImage? parent, IReadOnlyList<VhdxRegion> regions)
     {
+        Regions = regions;
         _file = file;
         Header = header;
         Metadata = metadata;
@@ -47,8 +48,20 @@ internal sealed class VhdxImage : BlockDevice, IHasBacking
 
     public VhdxMetadata Metadata { get; }
 
+    /// <summary>The region table's entries, in table order (the checker needs them to find blocks overlapping metadata).</summary>
+    internal IReadOnlyList<VhdxRegion> Regions { get; }
+
+    /// <summary>The block allocation table as read (payload and sector-bitmap entries interleaved).</summary>
+    internal ReadOnlySpan<ulong> Bat => _bat;
+
+    /// <summary>Payload blocks per sector-bitmap block.</summary>
+    internal long ChunkRatio => _chunkRatio;
+
     /// <summary>True when the log had entries that were replayed in memory.</summary>
     public bool LogReplayed => _logPages.Count > 0;
+
+    /// <summary>The log's pages by file offset (null: zeros), laid over the file when reading.</summary>
+    internal IReadOnlyDictionary<long, byte[]?> LogPages => _logPages;
 
     public string? ParentLocation => _parent?.Location;
 
@@ -166,7 +179,7 @@ internal sealed class VhdxImage : BlockDevice, IHasBacking
             parent = BackingChain.Resolve(name, "vhdx", context, "vhdx");
         }
 
-        return new VhdxImage(file, header, metadata, bat, batRegion.Offset, chunkRatio, logPages, parent);
+        return new VhdxImage(file, header, metadata, bat, batRegion.Offset, chunkRatio, logPages, parent, regions);
     }
 
     /// <summary>The parent's relative path (Windows separators become '/'), resolved later against this image's location.</summary>

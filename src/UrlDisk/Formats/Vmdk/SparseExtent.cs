@@ -43,6 +43,9 @@ internal sealed class SparseExtent : VmdkExtent
 
     internal long GrainBytes => Header.GrainBytes;
 
+    /// <summary>The grain directory as read: the sector of each grain table, 0 when absent.</summary>
+    internal ReadOnlySpan<uint> GrainDirectory => _gd;
+
     /// <summary>
     /// Reads the header (and, for a streamOptimized file whose header says GD_AT_END, the footer) and the grain
     /// directory. <paramref name="length"/> is the extent's length in the descriptor (null: the header's capacity).

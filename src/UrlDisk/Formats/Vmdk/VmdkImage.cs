@@ -72,6 +72,9 @@ internal sealed class VmdkImage : BlockDevice, IHasBacking
 
     public override long Length => _length;
 
+    /// <summary>The extents in disk order.</summary>
+    internal IReadOnlyList<VmdkExtent> Extents => _extents;
+
     public override BlockDeviceInfo Info { get; }
 
     /// <summary>The descriptor (embedded or a file of its own), when there is one.</summary>
