@@ -23,7 +23,8 @@ internal sealed class ProgressBar(long total, TextWriter? output = null, bool? t
         int step = _terminal ? 100 : 1000;
         lock (_lock)
         {
-            if (hundredths == _lastHundredths || (hundredths / step == _lastHundredths / step && hundredths != 10000 && _lastHundredths >= 0))
+            // Parallel copy workers report their running totals in any order: never step back.
+            if (hundredths <= _lastHundredths || (hundredths / step == _lastHundredths / step && hundredths != 10000 && _lastHundredths >= 0))
             {
                 return;
             }
