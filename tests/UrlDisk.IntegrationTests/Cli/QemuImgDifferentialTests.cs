@@ -20,6 +20,14 @@ public sealed class QemuImgDifferentialTests(QemuImgCorpus corpus) : IClassFixtu
         ["check disk.vmdk http"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
         ["check-human disk.vmdk local"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
         ["check-human disk.vmdk http"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
+        ["check vmdk-base.vmdk local"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
+        ["check vmdk-base.vmdk http"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
+        ["check-human vmdk-base.vmdk local"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
+        ["check-human vmdk-base.vmdk http"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
+        ["check vmdk-child.vmdk local"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
+        ["check vmdk-child.vmdk http"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
+        ["check-human vmdk-child.vmdk local"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
+        ["check-human vmdk-child.vmdk http"] = "urldisk checks qcow2 only; qemu-img also checks vmdk (exit 63 here, 0 there)",
     };
 
     public static TheoryData<string, string> ImagesAndPlaces()
