@@ -66,10 +66,7 @@ internal sealed class QemuNbdOptions
             throw new OptionException("--detect-zeroes=unmap needs --discard=unmap, as with qemu-nbd");
         }
 
-        if (r.GetValue(Cache) is { } cache && cache is not ("none" or "writeback" or "writethrough" or "directsync" or "unsafe"))
-        {
-            throw new OptionException($"--cache: '{cache}' is not allowed; use none, writeback, writethrough, directsync or unsafe");
-        }
+        CacheMode.Check(r.GetValue(Cache), "--cache: invalid cache mode");
 
         if (r.GetValue(Aio) is { } aio && aio is not ("threads" or "native" or "io_uring"))
         {

@@ -17,10 +17,12 @@ internal static class CheckVerb
         var imageOpts = CliCommon.ImageOpts();
         var output = CliCommon.Output();
         var repair = new Option<string?>("--repair", "-r") { Description = "Repair: leaks (free leaked clusters) or all (also raise too-low refcounts and fix flags)" };
-        var cmd = new Command("check", "Check a qcow2 image's metadata for consistency") { filename, format, imageOpts, output, repair };
+        var sourceCache = CacheMode.Source();
+        var cmd = new Command("check", "Check a qcow2 image's metadata for consistency") { filename, format, imageOpts, output, repair, sourceCache };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string outputFormat = CliCommon.CheckOutputFormat(r.GetValue(output));
+            CacheMode.CheckSource(r.GetValue(sourceCache));
             string? mode = r.GetValue(repair);
             if (mode is not (null or "leaks" or "all"))
             {

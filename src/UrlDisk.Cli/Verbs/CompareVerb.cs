@@ -16,11 +16,13 @@ internal static class CompareVerb
         var format2 = new Option<string?>("-F") { Description = "Format of the second image; probed when absent" };
         var strict = new Option<bool>("--strict", "-s") { Description = "Strict: images of different sizes are different" };
         var imageOpts = CliCommon.ImageOpts();
-        var cmd = new Command("compare", "Compare the contents of two images") { first, second, format1, format2, strict, imageOpts };
+        var sourceCache = CacheMode.Source();
+        var cmd = new Command("compare", "Compare the contents of two images") { first, second, format1, format2, strict, imageOpts, sourceCache };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             try
             {
+                CacheMode.CheckSource(r.GetValue(sourceCache));
                 await using var a = await CliCommon.OpenAsync(r.GetValue(first)!, r.GetValue(imageOpts), r.GetValue(format1), null, ct).ConfigureAwait(false);
                 await using var b = await CliCommon.OpenAsync(r.GetValue(second)!, r.GetValue(imageOpts), r.GetValue(format2), null, ct).ConfigureAwait(false);
                 return await CompareAsync(a, b, r.GetValue(strict), Console.Out, ct).ConfigureAwait(false);

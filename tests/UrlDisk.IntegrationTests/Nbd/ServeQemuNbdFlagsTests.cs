@@ -65,7 +65,7 @@ public class ServeQemuNbdFlagsTests
     }
 
     [Theory]
-    [InlineData("--cache=bogus", "--cache: 'bogus' is not allowed")]
+    [InlineData("--cache=bogus", "--cache: invalid cache mode: bogus (allowed: none, writeback")]
     [InlineData("--aio=fast", "--aio: 'fast' is not allowed")]
     [InlineData("--discard=maybe", "--discard: 'maybe' is not allowed")]
     [InlineData("--detect-zeroes=unmap", "--detect-zeroes=unmap needs --discard=unmap")]
