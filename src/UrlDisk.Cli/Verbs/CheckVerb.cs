@@ -46,7 +46,11 @@ internal static class CheckVerb
 
             var result = await Qcow2Checker.CheckAsync(file, mode, ct).ConfigureAwait(false);
             PrintProblems(result, mode is not null);
-            if (outputFormat == "json")
+            if (r.GetValue(CliCommon.Quiet))
+            {
+                // qemu-img check -q: the exit code (and problem lines on stderr) only, in either output format.
+            }
+            else if (outputFormat == "json")
             {
                 // qemu-img's keys, each count left out when it is zero as qemu-img does (check-errors always printed).
                 var o = new JsonObject { ["image-end-offset"] = result.ImageEndOffset };
