@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests need. Add new ones here (one list, so CI and developers agree).
 # clang and zlib1g-dev are the Native AOT toolchain: ./urldisk, and so the tests, run the native binary.
-DEBIAN_PACKAGES="nginx-light qemu-utils qemu-block-extra openssl curl nbdkit libnbd-bin python3-libnbd qemu-system-x86 vsftpd tftpd-hpa tftp-hpa python3 time grub-pc-bin grub-common xorriso mtools busybox-static cpio clang zlib1g-dev xz-utils gzip zstd fuse3"
+DEBIAN_PACKAGES="nginx-light strace qemu-utils qemu-block-extra openssl curl nbdkit libnbd-bin python3-libnbd qemu-system-x86 vsftpd tftpd-hpa tftp-hpa python3 time grub-pc-bin grub-common xorriso mtools busybox-static cpio clang zlib1g-dev xz-utils gzip zstd fuse3"
 
 missing_packages() {
     local p missing=()

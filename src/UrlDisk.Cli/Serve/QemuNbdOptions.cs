@@ -35,13 +35,15 @@ internal sealed class QemuNbdOptions
 
     public Option<string?> Cache { get; } = new("--cache") { Description = "Accepted for qemu-nbd compatibility: none, writeback, writethrough, directsync, unsafe (UrlDisk always uses the page cache and honours FLUSH/FUA)" };
 
+    public Option<bool> NoCache { get; } = new("--nocache", "-n") { Description = "qemu-nbd's short form of --cache=none (accepted; the page cache is used as with every mode)" };
+
     public Option<string?> Aio { get; } = new("--aio") { Description = "Accepted for qemu-nbd compatibility: threads, native, io_uring (UrlDisk does its own I/O)" };
 
     public Option<string?> Offset { get; } = new("--offset", "-o") { Description = "Export the image from this byte offset on (a size such as 1M is allowed)" };
 
     public void AddTo(Command command)
     {
-        foreach (var o in new Option[] { Fork, Snapshot, List, AllocationDepth, TlsCert, TlsKey, TlsCa, TlsHostname, Discard, DetectZeroes, Cache, Aio, Offset })
+        foreach (var o in new Option[] { Fork, Snapshot, List, AllocationDepth, TlsCert, TlsKey, TlsCa, TlsHostname, Discard, DetectZeroes, Cache, NoCache, Aio, Offset })
         {
             command.Options.Add(o);
         }
@@ -81,10 +83,7 @@ internal sealed class QemuNbdOptions
             throw new OptionException("--detect-zeroes=unmap needs --discard=unmap, as with qemu-nbd");
         }
 
-        if (r.GetValue(Cache) is { } cache && cache is not ("none" or "writeback" or "writethrough" or "directsync" or "unsafe"))
-        {
-            throw new OptionException($"--cache: '{cache}' is not allowed; use none, writeback, writethrough, directsync or unsafe");
-        }
+        CacheMode.Check(r.GetValue(Cache), "--cache: invalid cache mode");
 
         if (r.GetValue(Aio) is { } aio && aio is not ("threads" or "native" or "io_uring"))
         {

@@ -16,7 +16,7 @@ internal static class AmendVerb
         var imageOpts = CliCommon.ImageOpts();
         var options = new Option<string[]>("-o") { Description = "Options to change: compat=0.10|1.1, lazy_refcounts=on|off; -o help lists them" };
         var progress = new Option<bool>("--progress", "-p") { Description = "Accepted for qemu-img compatibility (amend of these options is quick)" };
-        var cache = new Option<string?>("-t") { Description = "Cache mode, accepted for qemu-img compatibility" };
+        var cache = CacheMode.Output("Cache mode, accepted and checked as qemu-img's (the edits are flushed to disk in every mode)");
         var force = new Option<bool>("--force") { Description = "Accepted for qemu-img compatibility" };
         var cmd = new Command("amend", """
             Change options of an existing qcow2 image, as qemu-img amend: its version (compat=0.10 is qcow2 v2, 1.1 is v3)
@@ -31,6 +31,7 @@ internal static class AmendVerb
         { filename, format, imageOpts, options, progress, cache, force };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
+            CacheMode.FlushesOutput(r.GetValue(cache));
             string text = string.Join(',', r.GetValue(options) ?? []);
             if (text.Length == 0)
             {

@@ -26,7 +26,7 @@ internal static class BenchVerb
         var pattern = new Option<string?>("--pattern") { Description = "Byte written by a write test (0-255, default 0)" };
         var flushInterval = new Option<string?>("--flush-interval") { Description = "Write test: drain and flush whenever the requests left are a multiple of this" };
         var noDrain = new Option<bool>("--no-drain") { Description = "With --flush-interval: flush without waiting for requests in flight" };
-        var cache = new Option<string?>("-t") { Description = "Cache mode, accepted for qemu-img compatibility: none, writeback, writethrough, directsync, unsafe" };
+        var cache = CacheMode.Output("Cache mode, accepted and checked as qemu-img's (flushes are sent as in writeback)");
         var aio = new Option<string?>("-i") { Description = "AIO backend, accepted for qemu-img compatibility: threads, native, io_uring" };
         var native = new Option<bool>("-n") { Description = "Native AIO, accepted for qemu-img compatibility" };
         var cmd = new Command("bench", """
@@ -47,10 +47,7 @@ internal static class BenchVerb
             bool isWrite = r.GetValue(write);
             byte fill = r.GetValue(pattern) is { } p ? Pattern(p) : (byte)0;
             int interval = r.GetValue(flushInterval) is { } f ? (int)Size("--flush-interval", f, 0, int.MaxValue) : 0;
-            if (r.GetValue(cache) is { } t && t is not ("none" or "writeback" or "writethrough" or "directsync" or "unsafe"))
-            {
-                throw new OptionException($"-t {t}: unknown cache mode; allowed: none, writeback, writethrough, directsync, unsafe");
-            }
+            CacheMode.Check(r.GetValue(cache), "Invalid cache mode");
 
             if (r.GetValue(aio) is { } a && a is not ("threads" or "native" or "io_uring"))
             {

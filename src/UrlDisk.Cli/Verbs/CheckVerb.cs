@@ -21,10 +21,12 @@ internal static class CheckVerb
         var imageOpts = CliCommon.ImageOpts();
         var output = CliCommon.Output();
         var repair = new Option<string?>("--repair", "-r") { Description = "Repair: leaks (free leaked clusters) or all (also raise too-low refcounts and fix flags)" };
-        var cmd = new Command("check", "Check an image's metadata for consistency (qcow2, vmdk, vhdx, vdi)") { filename, format, imageOpts, output, repair };
+        var sourceCache = CacheMode.Source();
+        var cmd = new Command("check", "Check an image's metadata for consistency (qcow2, vmdk, vhdx, vdi)") { filename, format, imageOpts, output, repair, sourceCache };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string outputFormat = CliCommon.CheckOutputFormat(r.GetValue(output));
+            CacheMode.CheckSource(r.GetValue(sourceCache));
             string? mode = r.GetValue(repair);
             if (mode is not (null or "leaks" or "all"))
             {
@@ -57,6 +59,10 @@ internal static class CheckVerb
             {
                 // qemu-img prints no summary when the check itself failed.
                 Console.Error.WriteLine($"urldisk: Check failed: {result.Failure}");
+            }
+            else if (r.GetValue(CliCommon.Quiet))
+            {
+                // qemu-img check -q: the exit code (and problem lines on stderr) only, in either output format.
             }
             else if (outputFormat == "json")
             {

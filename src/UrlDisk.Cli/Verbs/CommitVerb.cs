@@ -17,7 +17,7 @@ internal static class CommitVerb
         var baseImage = new Option<string?>("--base", "-b") { Description = "The image of the backing chain to commit into (default: the immediate backing file); implies -d" };
         var drop = new Option<bool>("-d") { Description = "Do not empty the overlay afterwards" };
         var progress = new Option<bool>("--progress", "-p") { Description = "Show progress" };
-        var cache = new Option<string?>("-t") { Description = "Cache mode (accepted as in qemu-img)" };
+        var cache = CacheMode.Output("Cache mode of the images written, accepted and checked as qemu-img's (the edits are flushed to disk in every mode)");
         var rate = new Option<string?>("-r") { Description = "Rate limit in bytes per second (accepted as in qemu-img, not enforced)" };
         var cmd = new Command("commit", """
             Write the changes recorded in a qcow2 overlay into its base image (as qemu-img commit)
@@ -36,7 +36,7 @@ internal static class CommitVerb
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string spec = CliCommon.RequirePath(r.GetValue(filename), "commit: filename");
-            RebaseVerb.CheckCacheMode("-t", r.GetValue(cache));
+            CacheMode.FlushesOutput(r.GetValue(cache));
             if (r.GetValue(rate) is { } rateText && !SizeParser.TryParse(rateText, out _))
             {
                 throw new OptionException(SizeParser.Error("commit: -r", rateText));

@@ -16,14 +16,20 @@ internal static class CompareVerb
         var format2 = new Option<string?>("-F") { Description = "Format of the second image; probed when absent" };
         var strict = new Option<bool>("--strict", "-s") { Description = "Strict: images of different sizes are different" };
         var imageOpts = CliCommon.ImageOpts();
-        var cmd = new Command("compare", "Compare the contents of two images") { first, second, format1, format2, strict, imageOpts };
+        var sourceCache = CacheMode.Source();
+        var progress = new Option<bool>("--progress", "-p") { Description = "Show progress, as qemu-img's (12.34/100%)" };
+        var cmd = new Command("compare", "Compare the contents of two images") { first, second, format1, format2, strict, imageOpts, sourceCache, progress };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             try
             {
+                CacheMode.CheckSource(r.GetValue(sourceCache));
                 await using var a = await CliCommon.OpenAsync(r.GetValue(first)!, r.GetValue(imageOpts), r.GetValue(format1), null, ct).ConfigureAwait(false);
                 await using var b = await CliCommon.OpenAsync(r.GetValue(second)!, r.GetValue(imageOpts), r.GetValue(format2), null, ct).ConfigureAwait(false);
-                return await CompareAsync(a, b, r.GetValue(strict), Console.Out, ct).ConfigureAwait(false);
+                // -q: the exit code only, as qemu-img compare -q.
+                bool quiet = r.GetValue(CliCommon.Quiet);
+                using var bar = r.GetValue(progress) && !quiet ? new ProgressBar(Math.Max(a.Length, b.Length)) : null;
+                return await CompareAsync(a, b, r.GetValue(strict), quiet ? TextWriter.Null : Console.Out, ct, bar is null ? null : bar.Report).ConfigureAwait(false);
             }
             catch (Exception e) when (e is UrlDiskException or IOException or UnauthorizedAccessException or NotSupportedException or ArgumentException)
             {
@@ -34,7 +40,7 @@ internal static class CompareVerb
         return cmd;
     }
 
-    public static async Task<int> CompareAsync(IBlockDevice a, IBlockDevice b, bool strict, TextWriter output, CancellationToken ct)
+    public static async Task<int> CompareAsync(IBlockDevice a, IBlockDevice b, bool strict, TextWriter output, CancellationToken ct, Action<long>? progress = null)
     {
         if (a.Length != b.Length && strict)
         {
@@ -55,6 +61,8 @@ internal static class CompareVerb
                 output.WriteLine($"Content mismatch at offset {pos + same}!");
                 return 1;
             }
+
+            progress?.Invoke(pos + n);
         }
 
         // The larger image's tail must read as zeros (qemu-img warns of the sizes only once the common part is equal).
@@ -74,7 +82,11 @@ internal static class CompareVerb
                 output.WriteLine($"Content mismatch at offset {pos + zeros}!");
                 return 1;
             }
+
+            progress?.Invoke(pos + n);
         }
+
+        progress?.Invoke(longer.Length);
 
         output.WriteLine("Images are identical.");
         return 0;

@@ -10,8 +10,6 @@ namespace UrlDisk.Cli.Verbs;
 /// <summary><c>urldisk convert</c>: copy an image (any source, any format) into a local file, as qemu-img convert does.</summary>
 internal static class ConvertVerb
 {
-    /// <summary>qemu's cache modes, for <c>-t</c> and <c>-T</c>.</summary>
-    private static readonly string[] CacheModes = ["none", "writeback", "writethrough", "directsync", "unsafe"];
 
     public static Command Create()
     {
@@ -89,17 +87,8 @@ internal static class ConvertVerb
                 throw new OptionException("--target-is-zero requires use of -n flag, as in qemu-img (a new target is known to be zero anyway)");
             }
 
-            if (!CacheModes.Contains(r.GetValue(sourceCache)))
-            {
-                throw new OptionException($"-T {r.GetValue(sourceCache)}: invalid source cache mode; allowed: {string.Join(", ", CacheModes)}");
-            }
-
-            bool sync = r.GetValue(cache) switch
-            {
-                "unsafe" => false,
-                "writeback" or "writethrough" or "directsync" or "none" => true,
-                var other => throw new OptionException($"-t {other}: unknown cache mode; allowed: unsafe, writeback, writethrough, directsync, none"),
-            };
+            CacheMode.CheckSource(r.GetValue(sourceCache));
+            bool sync = CacheMode.FlushesOutput(r.GetValue(cache));
 
             var (optionText, taken) = CreateOptionText.Take(string.Join(',', r.GetValue(createOptions) ?? []), "preallocation", "backing_file", "backing_fmt");
             string? backingName = r.GetValue(backing) ?? taken.GetValueOrDefault("backing_file");

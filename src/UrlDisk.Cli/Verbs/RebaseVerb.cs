@@ -18,8 +18,8 @@ internal static class RebaseVerb
         var imageOpts = CliCommon.ImageOpts();
         var unsafeMode = new Option<bool>("-u") { Description = "Unsafe: only rewrite the backing name and format in the header (the old backing file is not read)" };
         var progress = new Option<bool>("--progress", "-p") { Description = "Show progress (safe mode)" };
-        var cache = new Option<string?>("-t") { Description = "Cache mode of the image (accepted as in qemu-img)" };
-        var sourceCache = new Option<string?>("-T") { Description = "Cache mode of the backing files (accepted as in qemu-img)" };
+        var cache = CacheMode.Output("Cache mode of the image, accepted and checked as qemu-img's (the edits are flushed to disk in every mode)");
+        var sourceCache = CacheMode.Source();
         var cmd = new Command("rebase", """
             Change the backing file of a qcow2 image (as qemu-img rebase)
 
@@ -38,8 +38,8 @@ internal static class RebaseVerb
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
         {
             string spec = CliCommon.RequirePath(r.GetValue(filename), "rebase: filename");
-            CheckCacheMode("-t", r.GetValue(cache));
-            CheckCacheMode("-T", r.GetValue(sourceCache));
+            CacheMode.FlushesOutput(r.GetValue(cache));
+            CacheMode.CheckSource(r.GetValue(sourceCache));
             string? newName = r.GetValue(backing);
             bool unsafeRebase = r.GetValue(unsafeMode);
             if (newName is null)
@@ -97,12 +97,5 @@ internal static class RebaseVerb
         string location = BackingName.Resolve(name, overlayPath);
         return await ImageOpener.OpenAsync(location, format, new OpenContext(), ct).ConfigureAwait(false);
     }
-
-    internal static void CheckCacheMode(string flag, string? mode)
-    {
-        if (mode is not (null or "none" or "writeback" or "writethrough" or "directsync" or "unsafe"))
-        {
-            throw new OptionException($"{flag} {mode}: unknown cache mode; allowed: none, writeback, writethrough, directsync, unsafe");
-        }
-    }
 }
+

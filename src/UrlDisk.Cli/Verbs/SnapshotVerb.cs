@@ -51,26 +51,48 @@ internal static class SnapshotVerb
             string action = createName is not null ? "create" : applyName is not null ? "apply" : "delete";
             string name = createName ?? applyName ?? deleteName!;
             var tree = CliCommon.ParseSpec(spec, r.GetValue(imageOpts));
-            await using var source = await LocalQcow2File.OpenAsync(
+            Task<Sources.File.FileSource> OpenFileAsync() => LocalQcow2File.OpenAsync(
                 tree,
                 r.GetValue(format),
                 $"snapshot: '{InfoVerb.DisplayFilename(spec)}' is not a local file; -c, -a and -d change the image and need a local qcow2 file (-l works on remote images)",
                 found => $"Could not {action} snapshot '{name}': this image format ({found}) does not support internal snapshots; only qcow2 does",
-                ct).ConfigureAwait(false);
+                ct);
 
-            var editor = await Qcow2SnapshotEditor.OpenAsync(source, ct).ConfigureAwait(false);
-            if (createName is not null)
+            long? takenAtSize = null;
+            await using (var source = await OpenFileAsync().ConfigureAwait(false))
             {
-                await editor.CreateAsync(createName, DateTimeOffset.UtcNow, ct).ConfigureAwait(false);
+                var editor = await Qcow2SnapshotEditor.OpenAsync(source, ct).ConfigureAwait(false);
+                if (createName is not null)
+                {
+                    await editor.CreateAsync(createName, DateTimeOffset.UtcNow, ct).ConfigureAwait(false);
+                }
+                else if (applyName is not null)
+                {
+                    var entry = editor.FindByIdOrName(applyName) ?? throw new UrlDiskException($"Could not apply snapshot '{applyName}': snapshot not found");
+                    if (entry.DiskSize is { } size && (long)size != editor.VirtualSize)
+                    {
+                        takenAtSize = (long)size;
+                    }
+                    else
+                    {
+                        await editor.ApplyAsync(entry, ct).ConfigureAwait(false);
+                    }
+                }
+                else if (!await editor.DeleteAsync(deleteName!, ct).ConfigureAwait(false))
+                {
+                    throw new UrlDiskException($"Could not delete snapshot '{deleteName}': snapshot not found");
+                }
             }
-            else if (applyName is not null)
+
+            if (takenAtSize is { } virtualSize)
             {
-                var entry = editor.FindByIdOrName(applyName) ?? throw new UrlDiskException($"Could not apply snapshot '{applyName}': snapshot not found");
-                await editor.ApplyAsync(entry, ct).ConfigureAwait(false);
-            }
-            else if (!await editor.DeleteAsync(deleteName!, ct).ConfigureAwait(false))
-            {
-                throw new UrlDiskException($"Could not delete snapshot '{deleteName}': snapshot not found");
+                // A snapshot taken at another virtual size: as qemu-img, the image takes that size first (the
+                // current state grows, or is cut), then the snapshot's tables replace the current ones.
+                string path = Operations.LocalImage.RequirePath(tree, spec, "snapshot", "-a changes the image and needs a local qcow2 file");
+                await Operations.ImageResizer.ResizeAsync(tree, path, "qcow2", _ => virtualSize, shrink: true, "off", ct).ConfigureAwait(false);
+                await using var source = await OpenFileAsync().ConfigureAwait(false);
+                var editor = await Qcow2SnapshotEditor.OpenAsync(source, ct).ConfigureAwait(false);
+                await editor.ApplyAsync(editor.FindByIdOrName(applyName!)!, ct).ConfigureAwait(false);
             }
 
             return 0;

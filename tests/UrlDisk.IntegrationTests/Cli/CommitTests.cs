@@ -87,7 +87,7 @@ public sealed class CommitTests(NginxFixture fixture) : IClassFixture<NginxFixtu
             (["commit", "alone.qcow2"], "no backing file"),
             (["commit", "-b", "other.raw", "vm.qcow2"], "not in the backing chain"),
             (["commit", url], "remote"),
-            (["commit", "-t", "fast", "vm.qcow2"], "cache mode"),
+            (["commit", "-t", "fast", "vm.qcow2"], "Invalid cache option: fast"),
         })
         {
             var r = await UrlDiskAsync(q, args);

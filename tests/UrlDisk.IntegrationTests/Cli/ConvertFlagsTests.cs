@@ -153,7 +153,7 @@ public sealed class ConvertFlagsTests
         var r = await UrlDiskCli.RunAsync("convert", "-T", "bogus", src, temp.File("u.raw"));
         Assert.NotEqual(0, q.ExitCode);
         Assert.True(r.ExitCode == 1, r.ToString());
-        Assert.Contains("-T bogus", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("Invalid source cache option: bogus", r.Stderr, StringComparison.Ordinal);
         Assert.Contains("writeback", r.Stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(temp.File("u.raw")));
     }

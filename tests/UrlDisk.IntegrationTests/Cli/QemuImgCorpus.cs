@@ -5,7 +5,7 @@ namespace UrlDisk.IntegrationTests.Cli;
 /// <summary>
 /// Images made by qemu-img and qemu-io (never by UrlDisk) in nginx's document root, so the same files are read
 /// locally and over http: sparse raw, qcow2 v2 and v3 (zero clusters), compressed, a three-deep chain with relative
-/// backing names, qcow2 over raw, a dirty lazy-refcounts image, vmdk and vpc, and flat copies for compare.
+/// backing names, qcow2 over raw, a dirty lazy-refcounts image, vmdk and vpc, a vmdk chain, and flat copies for compare.
 /// </summary>
 public sealed class QemuImgCorpus : IAsyncLifetime
 {
@@ -22,7 +22,7 @@ public sealed class QemuImgCorpus : IAsyncLifetime
     public static readonly string[] Images =
     [
         "sparse.raw", "v2.qcow2", "v3.qcow2", "compressed.qcow2", "base.qcow2", "mid.qcow2", "top.qcow2",
-        "over-raw.qcow2", "dirty.qcow2", "disk.vmdk", "disk.vpc",
+        "over-raw.qcow2", "dirty.qcow2", "disk.vmdk", "disk.vpc", "vmdk-base.vmdk", "vmdk-child.vmdk",
     ];
 
     public async Task InitializeAsync()
@@ -57,6 +57,12 @@ public sealed class QemuImgCorpus : IAsyncLifetime
 
         await QemuImg("convert", "-f", "raw", "-O", "vmdk", "sparse.raw", "disk.vmdk");
         await QemuImg("convert", "-f", "raw", "-O", "vpc", "sparse.raw", "disk.vpc");
+
+        // A vmdk chain made by qemu-img (a differencing vmdk names its parent by parentFileNameHint).
+        await QemuImg("create", "-f", "vmdk", "vmdk-base.vmdk", "16M");
+        await QemuIo("-f", "vmdk", "-c", "write -P 6 0 1M", "-c", "write -P 6 8M 64k", "vmdk-base.vmdk");
+        await QemuImg("create", "-f", "vmdk", "-b", "vmdk-base.vmdk", "-F", "vmdk", "vmdk-child.vmdk");
+        await QemuIo("-f", "vmdk", "-c", "write -P 7 512k 1M", "-c", "write -P 7 12M 64k", "vmdk-child.vmdk");
 
         // Flat copies for compare: what the chain reads as, and the same with one byte changed.
         await QemuImg("convert", "-O", "raw", "top.qcow2", "top-flat.raw");

@@ -126,7 +126,7 @@ public sealed class RebaseTests(NginxFixture fixture) : IClassFixture<NginxFixtu
             (["rebase", "-b", "new.raw", "-F", "raw", "old.raw"], "raw image"),
             (["rebase", "-u", "-b", "new.raw", "-F", "raw", url], "remote"),
             (["rebase", "-b", "missing.raw", "-F", "raw", "a.qcow2"], "missing.raw"),
-            (["rebase", "-t", "fast", "-b", "new.raw", "-F", "raw", "a.qcow2"], "cache mode"),
+            (["rebase", "-t", "fast", "-b", "new.raw", "-F", "raw", "a.qcow2"], "Invalid cache option: fast"),
         })
         {
             var r = await UrlDiskAsync(q, args);

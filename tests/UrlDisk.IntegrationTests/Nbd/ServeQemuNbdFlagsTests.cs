@@ -50,6 +50,18 @@ public class ServeQemuNbdFlagsTests
     }
 
     [Fact]
+    public async Task Nocache_is_taken_as_qemu_nbd_takes_it()
+    {
+        using var dir = new NbdTempDir();
+        string image = dir.File("disk.raw");
+        NbdTool.CreateSparseFile(image, 4 * MiB, (0, 4 * MiB));
+        await using var serve = await ServeProcess.StartAsync("--socket", dir.File("s"), "-n", image);
+        (await NbdTool.NbdShAsync(serve.Uri, "h.pwrite(b'\\x5a' * 4096, 8192); h.flush()")).EnsureSuccess();
+        Assert.Equal(0, await serve.WaitForExitAsync(TimeSpan.FromSeconds(30)));
+        Assert.All(File.ReadAllBytes(image).AsSpan(8192, 4096).ToArray(), b => Assert.Equal(0x5a, b));
+    }
+
+    [Fact]
     public async Task Detect_zeroes_unmap_turns_zero_writes_into_holes()
     {
         using var dir = new NbdTempDir();
@@ -65,7 +77,7 @@ public class ServeQemuNbdFlagsTests
     }
 
     [Theory]
-    [InlineData("--cache=bogus", "--cache: 'bogus' is not allowed")]
+    [InlineData("--cache=bogus", "--cache: invalid cache mode: bogus (allowed: none, writeback")]
     [InlineData("--aio=fast", "--aio: 'fast' is not allowed")]
     [InlineData("--discard=maybe", "--discard: 'maybe' is not allowed")]
     [InlineData("--detect-zeroes=unmap", "--detect-zeroes=unmap needs --discard=unmap")]

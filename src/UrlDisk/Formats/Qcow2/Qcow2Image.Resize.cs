@@ -14,7 +14,8 @@ internal sealed partial class Qcow2Image
     /// Sets the virtual size to <paramref name="newSize"/> (a multiple of 512). Growing extends the L1 table when
     /// needed (a new table, the old one freed); a backing file longer than the old size is hidden behind zeros, as
     /// QEMU does, so the new area reads as zeros. Shrinking unallocates every cluster past the new end and frees
-    /// the L2 tables no longer needed. Returns the end of the last host cluster still in use (the file may be
+    /// the L2 tables no longer needed. Internal snapshots keep their own tables and sizes (clusters they share are
+    /// copied before a change, as for any write), as qemu-img resizes such images. Returns the end of the last host cluster still in use (the file may be
     /// truncated there once the image is closed).
     /// </summary>
     internal async ValueTask<long> ResizeAsync(long newSize, CancellationToken cancellationToken)
@@ -29,9 +30,10 @@ internal sealed partial class Qcow2Image
             throw new OptionException($"qcow2: the new size {newSize} is too large; a qcow2 image must be smaller than 2^62 bytes (4E)");
         }
 
-        if (Snapshots.Count > 0)
+        if (Snapshots.Count > 0 && !IsV3)
         {
-            throw new UrlDiskException($"qcow2: the image has {Snapshots.Count} internal snapshot(s); resizing an image with snapshots is not supported");
+            // v2 snapshots do not record their virtual size, so a later apply could not restore it (qemu-img's rule).
+            throw new UrlDiskException("Can't resize a v2 image which has snapshots (upgrade it with 'urldisk amend -o compat=1.1' first)");
         }
 
         var backing = newSize > Length ? await GetBackingAsync(cancellationToken).ConfigureAwait(false) : null;

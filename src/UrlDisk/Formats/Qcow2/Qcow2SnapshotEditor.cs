@@ -31,6 +31,9 @@ internal sealed class Qcow2SnapshotEditor
 
     public IReadOnlyList<SnapshotEntry> Snapshots => _snapshots;
 
+    /// <summary>The image's current virtual size.</summary>
+    public long VirtualSize => (long)_header.Size;
+
     private int ClusterBits => _header.ClusterBits;
 
     private long ClusterSize => _header.ClusterSize;

@@ -58,6 +58,9 @@ internal sealed class VmdkImage : BlockDevice, IHasBacking
             {
                 d["full-backing-filename"] = Specs.Redact.Spec(backing.Location);
             }
+
+            // A vmdk parent is always a vmdk (the descriptor names no format); qemu-img reports it so.
+            d["backing-filename-format"] = "vmdk";
         }
 
         d["format-specific"] = new Dictionary<string, object?>
