@@ -18,7 +18,7 @@ internal static class ConvertVerb
         var imageOpts = CliCommon.ImageOpts();
         var outputFormat = new Option<string>("-O") { Description = "Output format: raw, qcow2, vmdk (-o subformat=streamOptimized) or vpc (fixed VHD)", DefaultValueFactory = _ => "raw" };
         var compress = new Option<bool>("-c") { Description = "Compress the qcow2 output (zlib, or zstd with -o compression_type=zstd)" };
-        var createOptions = new Option<string[]>("-o") { Description = "Options of the output format (-o help lists them): qcow2: cluster_size, compat, compression_type, refcount_bits, extended_l2, lazy_refcounts, backing_file, backing_fmt; raw: preallocation=off|falloc|full; vmdk: subformat=streamOptimized, adapter_type, hwversion, toolsversion; vpc: subformat=fixed, force_size" };
+        var createOptions = new Option<string[]>("-o") { Description = "Options of the output format (-o help lists them): qcow2: cluster_size, compat, compression_type, refcount_bits, extended_l2, lazy_refcounts, backing_file, backing_fmt, preallocation=off|metadata|falloc|full; raw: preallocation=off|falloc|full; vmdk: subformat=streamOptimized, adapter_type, hwversion, toolsversion; vpc: subformat=fixed, force_size" };
         var progress = new Option<bool>("--progress", "-p") { Description = "Show progress (rate and time left too; a line per 10% when stdout is not a terminal)" };
         var noCreate = new Option<bool>("-n") { Description = "Write into an existing target instead of creating it" };
         var parallel = CliCommon.WholeNumber("--parallel", "-m", "Reads in flight", 8, 1, 64);
@@ -135,9 +135,14 @@ internal static class ConvertVerb
 
             if (preallocation != "off")
             {
-                if (outFmt != "raw")
+                if (outFmt is not ("raw" or "qcow2"))
                 {
-                    throw new OptionException($"-o preallocation={preallocation}: urldisk preallocates raw output only; use preallocation=off with -O {outFmt}");
+                    throw new OptionException($"-o preallocation={preallocation}: urldisk preallocates raw and qcow2 output only; use preallocation=off with -O {outFmt}");
+                }
+
+                if (compressed)
+                {
+                    throw new OptionException("-c: Compression and preallocation not supported at the same time (as in qemu-img)");
                 }
 
                 if (existing)
@@ -145,11 +150,14 @@ internal static class ConvertVerb
                     throw new OptionException("-o preallocation applies when the target is created; it cannot be used with -n");
                 }
 
-                FilePreallocation.Check(preallocation, "convert");
+                if (outFmt == "raw")
+                {
+                    FilePreallocation.Check(preallocation, "convert");
+                }
             }
 
             var vpcOptions = outFmt == "vpc" ? Formats.Vpc.VpcCreateOptions.Parse(optionText) : null;
-            var qcow2Options = outFmt == "qcow2" ? Qcow2CreateOptions.Parse(optionText.Length == 0 ? null : optionText) : null;
+            var qcow2Options = outFmt == "qcow2" ? Qcow2CreateOptions.Parse(optionText.Length == 0 ? null : optionText) with { Preallocation = preallocation } : null;
             if (qcow2Options is not null && backingName is not null)
             {
                 qcow2Options = qcow2Options with { BackingFile = backingName, BackingFormat = backingFmt };

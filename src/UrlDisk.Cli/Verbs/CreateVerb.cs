@@ -15,7 +15,7 @@ internal static class CreateVerb
         var format = new Option<string>("--format", "-f") { Description = "Format of the new image: qcow2 or raw", DefaultValueFactory = _ => "raw" };
         var backing = new Option<string?>("--backing", "-b") { Description = "Backing file (path, URL or json: spec), stored as given" };
         var backingFormat = new Option<string?>("--backing-format", "-F") { Description = "Format of the backing file (raw or qcow2)" };
-        var options = new Option<string[]>("-o") { Description = "Format options (-o help lists them): size, backing_file, backing_fmt, preallocation (raw: off, falloc, full; qcow2: off), cluster_size, compat (1.1 or 0.10), compression_type (zlib or zstd), refcount_bits, extended_l2, lazy_refcounts", AllowMultipleArgumentsPerToken = false };
+        var options = new Option<string[]>("-o") { Description = "Format options (-o help lists them): size, backing_file, backing_fmt, preallocation (off, falloc, full; qcow2 also metadata), cluster_size, compat (1.1 or 0.10), compression_type (zlib or zstd), refcount_bits, extended_l2, lazy_refcounts", AllowMultipleArgumentsPerToken = false };
         var unsafeBacking = new Option<bool>("-u") { Description = "Do not open the backing file (it is opened only to take the size when SIZE is absent)" };
         var cmd = new Command("create", "Create a new empty image") { filename, size, format, backing, backingFormat, options, unsafeBacking };
         cmd.SetAction((r, ct) => CliCommon.RunAsync(r, ct, async ct =>
@@ -96,12 +96,7 @@ internal static class CreateVerb
                 return 0;
             }
 
-            if (preallocation is not null and not "off")
-            {
-                throw new OptionException($"create: qcow2 preallocation={preallocation} is not supported yet; use preallocation=off (raw images take off, falloc and full)");
-            }
-
-            var o = Qcow2CreateOptions.Parse(optionText.Length == 0 ? null : optionText);
+            var o = Qcow2CreateOptions.Parse(optionText.Length == 0 ? null : optionText) with { Preallocation = preallocation ?? "off" };
             if (backingName is not null)
             {
                 o = o with { BackingFile = backingName, BackingFormat = backingFmt };

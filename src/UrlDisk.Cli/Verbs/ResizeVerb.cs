@@ -14,7 +14,7 @@ internal static class ResizeVerb
         var format = CliCommon.Format();
         var imageOpts = CliCommon.ImageOpts();
         var shrink = new Option<bool>("--shrink") { Description = "Allow a smaller size: the data past the new end is lost (shrink the file systems inside first)" };
-        var preallocation = new Option<string>("--preallocation") { Description = "How the new area of a raw file is allocated: off, falloc or full (qcow2: off)", DefaultValueFactory = _ => "off" };
+        var preallocation = new Option<string>("--preallocation") { Description = "How the new area is allocated: off, falloc or full; qcow2 also metadata (clusters mapped, data not written)", DefaultValueFactory = _ => "off" };
         var cmd = new Command("resize", """
             Change the virtual size of a local raw or qcow2 image (as qemu-img resize)
 

@@ -31,6 +31,7 @@ internal static class ImageResizer
 
         long old, size, fileEnd = -1;
         bool raw;
+        IReadOnlyList<(long Offset, long Length)> preallocated = [];
         await using (var image = await ImageOpener.OpenAsync(spec, format, new OpenContext { Writable = true, BaseLocation = path }, cancellationToken).ConfigureAwait(false))
         {
             old = image.Length;
@@ -53,14 +54,19 @@ internal static class ImageResizer
             switch (image)
             {
                 case Qcow2Image q when q.Info.CanWrite:
-                    if (preallocation != "off")
+                    if (preallocation != "off" && q.BackingFileName is not null && !q.ExtendedL2)
                     {
-                        throw new OptionException($"resize: --preallocation={preallocation} is not supported for qcow2 images; only off");
+                        throw new OptionException("resize: Backing file and preallocation can only be used at the same time if extended_l2 is on (as in qemu-img)");
                     }
 
                     raw = false;
                     long used = await q.ResizeAsync(size, cancellationToken).ConfigureAwait(false);
                     fileEnd = size < old ? used : -1;
+                    if (preallocation != "off" && size > old)
+                    {
+                        preallocated = await q.PreallocateAsync(old, size, cancellationToken).ConfigureAwait(false);
+                    }
+
                     break;
                 case RawImage { Info.Child: FileSource }:
                     if (preallocation == "metadata")
@@ -90,6 +96,23 @@ internal static class ImageResizer
             }
 
             await FilePreallocation.ApplyAsync(handle, old, size - old, preallocation, cancellationToken).ConfigureAwait(false);
+            RandomAccess.FlushToDisk(handle);
+        }
+        else if (preallocated.Count > 0)
+        {
+            // The new data clusters were mapped, not written: the file must reach them; falloc/full reserve or zero them.
+            using var handle = File.OpenHandle(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, FileOptions.Asynchronous);
+            long end = preallocated.Max(r => r.Offset + r.Length);
+            if (RandomAccess.GetLength(handle) < end)
+            {
+                RandomAccess.SetLength(handle, end);
+            }
+
+            foreach (var (offset, length) in preallocation == "metadata" ? [] : preallocated)
+            {
+                await FilePreallocation.ApplyAsync(handle, offset, length, preallocation, cancellationToken).ConfigureAwait(false);
+            }
+
             RandomAccess.FlushToDisk(handle);
         }
         else if (fileEnd >= 0 && fileEnd < new FileInfo(path).Length)

@@ -123,7 +123,7 @@ public sealed class ResizeTests(NginxFixture fixture) : IClassFixture<NginxFixtu
             (["resize", "a.qcow2", "2000001"], "multiple of 512"),
             (["resize", "a.qcow2", "abc"], "abc"),
             (["resize", "--shrink", "a.qcow2", "-5G"], "negative"),
-            (["resize", "--preallocation=full", "a.qcow2", "2M"], "preallocation"),
+            (["resize", "--shrink", "--preallocation=full", "a.qcow2", "512k"], "preallocation"),
             (["resize", "--preallocation=metadata", "a.raw", "2M"], "metadata"),
             (["resize", "--preallocation=lots", "a.raw", "2M"], "off, metadata, falloc or full"),
             (["resize", "missing.qcow2", "2M"], "missing.qcow2"),

@@ -22,6 +22,12 @@ public sealed record Qcow2CreateOptions
     /// <summary>Defer refcount updates (v3; the image is marked dirty until closed cleanly).</summary>
     public bool LazyRefcounts { get; init; }
 
+    /// <summary>
+    /// <c>off</c> (default), <c>metadata</c> (every guest cluster mapped, data sparse), <c>falloc</c> (and the data
+    /// area reserved) or <c>full</c> (and zeros written), as qemu-img.
+    /// </summary>
+    public string Preallocation { get; init; } = "off";
+
     /// <summary>Stored as given (path, URL or json: spec).</summary>
     public string? BackingFile { get; init; }
 
@@ -43,11 +49,6 @@ public sealed record Qcow2CreateOptions
 
         var tree = SpecParser.ParseKeyValue(text);
         tree.RejectUnknown("qcow2", Names);
-        if (tree["preallocation"] is { } p && p != "off")
-        {
-            throw new OptionException($"qcow2: preallocation={p} is not supported; only off");
-        }
-
         return o with
         {
             ClusterSize = (int)Math.Min(int.MaxValue, tree.GetSize("cluster_size", o.ClusterSize)),
@@ -56,6 +57,7 @@ public sealed record Qcow2CreateOptions
             RefcountBits = tree.GetInt("refcount_bits", o.RefcountBits, 1, 64),
             ExtendedL2 = tree.GetBool("extended_l2", o.ExtendedL2),
             LazyRefcounts = tree.GetBool("lazy_refcounts", o.LazyRefcounts),
+            Preallocation = tree["preallocation"] ?? o.Preallocation,
             BackingFile = tree["backing_file"] ?? o.BackingFile,
             BackingFormat = tree["backing_fmt"] ?? o.BackingFormat,
         };
@@ -98,6 +100,17 @@ public sealed record Qcow2CreateOptions
         if (BackingFile is not null && string.IsNullOrEmpty(BackingFormat))
         {
             throw new OptionException("qcow2: a backing file needs its format (-F raw or -F qcow2), as qemu-img requires");
+        }
+
+        if (Preallocation is not ("off" or "metadata" or "falloc" or "full"))
+        {
+            throw new OptionException($"qcow2: preallocation '{Preallocation}' is not allowed; use off, metadata, falloc or full");
+        }
+
+        if (BackingFile is not null && Preallocation != "off" && !ExtendedL2)
+        {
+            // qemu-img's own refusal: preallocated clusters would hide the backing file's data.
+            throw new OptionException("qcow2: Backing file and preallocation can only be used at the same time if extended_l2 is on");
         }
 
         if (BackingFile is { Length: > 1023 })
