@@ -63,6 +63,10 @@ internal readonly record struct FeatureName(FeatureType Type, int Bit, string Na
         new(FeatureType.Autoclear, 1, "raw external data"),
     ];
 
+    /// <summary>What QEMU writes for a v3 image with this cluster size: no table at 4 KiB and below, where its 392
+    /// bytes would crowd out a backing file name in the header cluster.</summary>
+    public static IReadOnlyList<FeatureName> ForClusterSize(long clusterSize) => clusterSize > 4096 ? Standard : [];
+
     public static byte[] EncodeTable(IReadOnlyList<FeatureName> entries)
     {
         var data = new byte[entries.Count * Size];

@@ -76,7 +76,7 @@ internal static class Qcow2Amender
         else if (newVersion == 3 && h.Version == 2)
         {
             updated = h with { Version = 3, HeaderLength = Qcow2Header.CurrentV3Length, RefcountOrder = 4, CompatibleFeatures = lazy ? Qcow2Features.LazyRefcounts : 0 };
-            hc = hc with { FeatureNames = FeatureName.Standard };
+            hc = hc with { FeatureNames = FeatureName.ForClusterSize(h.ClusterSize) };
         }
         else
         {

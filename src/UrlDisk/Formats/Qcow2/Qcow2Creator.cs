@@ -163,7 +163,8 @@ public static class Qcow2Creator
             RefcountBlock.Set(image.AsSpan((int)(blocksOffset + (b * cs)), (int)cs), order, c % perBlock, 1);
         }
 
-        return image;
+        // qemu-img ends the file with the L1 table's last entry, not at a cluster boundary; the same bytes, the same length.
+        return image[..(int)(l1Offset + (l1Entries * 8))];
     }
 
     /// <summary>Checks the options and size; returns the number of L1 entries the image needs.</summary>
@@ -221,7 +222,7 @@ public static class Qcow2Creator
             Header = header,
             BackingFile = o.BackingFile,
             BackingFormat = o.BackingFile is null ? null : o.BackingFormat,
-            FeatureNames = v3 ? FeatureName.Standard : [],
+            FeatureNames = v3 ? FeatureName.ForClusterSize(o.ClusterSize) : [],
         };
         if (!cluster0.TryWrite(cluster, out _))
         {
