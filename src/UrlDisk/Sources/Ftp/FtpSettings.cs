@@ -156,24 +156,7 @@ internal sealed record FtpSettings
             };
         }
 
-        X509Certificate2Collection? ca = null;
-        if (node.GetPath("cafile") is { } cafile)
-        {
-            try
-            {
-                ca = [];
-                ca.ImportFromPemFile(cafile);
-            }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
-            {
-                throw new OptionException($"{driver}: option '{node.Path}cafile': cannot load PEM certificates from '{cafile}': {e.Message}");
-            }
-
-            if (ca.Count == 0)
-            {
-                throw new OptionException($"{driver}: option '{node.Path}cafile': '{cafile}' holds no PEM certificate");
-            }
-        }
+        X509Certificate2Collection? ca = node.GetPath("cafile") is { } cafile ? TrustedCertificates.Load(cafile, $"{driver}: option '{node.Path}cafile'") : null;
 
         int defaultPort = tls == FtpTlsMode.Implicit ? 990 : 21;
         return new FtpSettings

@@ -62,10 +62,8 @@ internal static class HttpClientFactory
                 if (trusted is not null && certificate is not null && (errors & ~SslPolicyErrors.RemoteCertificateChainErrors) == SslPolicyErrors.None)
                 {
                     using var custom = new X509Chain();
-                    custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    custom.ChainPolicy.CustomTrustStore.AddRange(trusted);
-                    custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                    if (custom.Build(new X509Certificate2(certificate)))
+                    using var leaf = new X509Certificate2(certificate);
+                    if (TrustedCertificates.ChainBuilds(leaf, trusted, custom))
                     {
                         return true;
                     }

@@ -186,27 +186,7 @@ public sealed record HttpSourceOptions
             return null;
         }
 
-        if (!System.IO.File.Exists(path))
-        {
-            throw new OptionException($"{driver}: cafile '{path}' does not exist");
-        }
-
-        var certificates = new X509Certificate2Collection();
-        try
-        {
-            certificates.ImportFromPemFile(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
-        {
-            throw new OptionException($"{driver}: option '{node.Path}cafile': cannot load PEM certificates from '{path}': {e.Message}");
-        }
-
-        if (certificates.Count == 0)
-        {
-            throw new OptionException($"{driver}: option '{node.Path}cafile': '{path}' holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
-        }
-
-        return certificates;
+        return TrustedCertificates.Load(path, $"{driver}: option '{node.Path}cafile'");
     }
 
     private static string? ReadSecretFile(OptionTree node, string key)

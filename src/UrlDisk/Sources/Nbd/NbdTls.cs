@@ -58,10 +58,7 @@ internal sealed record NbdTls(string? CertificatesDirectory, string? CaFile, str
                 using var custom = new X509Chain();
                 if (trusted is not null)
                 {
-                    custom.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
-                    custom.ChainPolicy.CustomTrustStore.AddRange(trusted);
-                    custom.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
-                    if (!custom.Build(leaf))
+                    if (!TrustedCertificates.ChainBuilds(leaf, trusted, custom))
                     {
                         found |= SslPolicyErrors.RemoteCertificateChainErrors;
                         used = custom;
@@ -98,27 +95,7 @@ internal sealed record NbdTls(string? CertificatesDirectory, string? CaFile, str
         }
 
         string option = CaFile is not null ? "tls-ca" : "tls-certificates";
-        if (!System.IO.File.Exists(file))
-        {
-            throw new OptionException($"nbd: {option}: '{file}' does not exist" + (CaFile is null ? " (the directory must hold the CA as ca-cert.pem)" : ""));
-        }
-
-        var certificates = new X509Certificate2Collection();
-        try
-        {
-            certificates.ImportFromPemFile(file);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or CryptographicException)
-        {
-            throw new OptionException($"nbd: {option}: cannot load PEM certificates from '{file}': {e.Message}");
-        }
-
-        if (certificates.Count == 0)
-        {
-            throw new OptionException($"nbd: {option}: '{file}' holds no PEM certificate (-----BEGIN CERTIFICATE-----)");
-        }
-
-        return certificates;
+        return TrustedCertificates.Load(file, $"nbd: {option}", CaFile is null ? " (the directory must hold the CA as ca-cert.pem)" : "");
     }
 
     /// <summary>client-cert.pem with client-key.pem from the directory, when both are there (GnuTLS's layout).</summary>
